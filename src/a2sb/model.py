@@ -1,0 +1,261 @@
+"""`A2SBModel`: one or more expert networks, each serving an interval of diffusion time, with the
+time embedding and the sampler; and loading/saving from our model folders, the bundled models and
+NVIDIA's released Lightning checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from bisect import bisect_right
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import checkpoint
+from .bridge import BridgeSchedule, predict_x0
+from .errors import A2SBError
+from .network import AttnUNetF, NetworkConfig, preset, time_embedding, time_multipliers
+from .representation import HOP, N_FFT, SAMPLE_RATE
+from .sampler import sample as run_sampler
+from .sampler import time_grid
+
+FORMAT_VERSION = 1
+DEFAULT_MODEL = "default"
+PUBLISHED_STEPS = 50
+
+
+class A2SBModel(nn.Module):
+    """Expert networks for t-intervals split at `t_cutoffs` (k cutoffs -> k + 1 experts; expert i
+    serves the t with exactly i cutoffs <= t)."""
+
+    def __init__(self, config: NetworkConfig, experts: Sequence[nn.Module] | None = None,
+                 t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
+                 provenance: dict | None = None):
+        super().__init__()
+        self.config = config
+        self.t_cutoffs = [float(c) for c in t_cutoffs]
+        if sorted(self.t_cutoffs) != self.t_cutoffs or any(not 0 < c < 1 for c in self.t_cutoffs):
+            raise A2SBError(f"t_cutoffs must be increasing values inside (0, 1), got {self.t_cutoffs}")
+        if experts is None:
+            experts = [AttnUNetF(config) for _ in range(len(self.t_cutoffs) + 1)]
+        if len(experts) != len(self.t_cutoffs) + 1:
+            raise A2SBError(f"{len(experts)} expert(s) need {len(experts) - 1} t-cutoff(s), "
+                            f"got {len(self.t_cutoffs)}")
+        self.experts = nn.ModuleList(experts)
+        self.register_buffer("multipliers", time_multipliers(config.emb_channels))
+        self.schedule = BridgeSchedule(beta_max)
+        self.default_steps = int(default_steps)
+        self.provenance = dict(provenance or {})
+
+    @property
+    def device(self) -> torch.device:
+        return self.multipliers.device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for expert in self.experts for p in expert.state_dict().values())
+
+    def expert_index(self, t: float) -> int:
+        return bisect_right(self.t_cutoffs, float(t))
+
+    def predict_noise(self, x: torch.Tensor, t: torch.Tensor | float, expert: int | None = None) -> torch.Tensor:
+        """Network output for pictures x (B×3×H×W) at times t (B,) or a scalar; expert chosen by t."""
+        t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(x.shape[0])
+        emb = time_embedding(t, self.multipliers).to(x.dtype)
+        if expert is not None:
+            return self.experts[expert](x, emb)
+        index = torch.tensor([self.expert_index(v) for v in t.tolist()], device=x.device)
+        if bool((index == index[0]).all()):
+            return self.experts[int(index[0])](x, emb)
+        out = torch.empty_like(x[:, : self.config.out_channels])
+        for i in index.unique().tolist():
+            sel = index == i
+            out[sel] = self.experts[i](x[sel], emb[sel])
+        return out
+
+    def predict_x0(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return predict_x0(self.schedule, xt, t, self.predict_noise(xt, t))
+
+    @torch.no_grad()
+    def sample(self, x1: torch.Tensor, mask: torch.Tensor, *, steps: int | None = None,
+               t_steps: torch.Tensor | None = None, sampler: str = "sde", window: int = 256, hop: int = 128,
+               seed: int | None = None, batch_size: int = 16, progress=None) -> torch.Tensor:
+        """Restore the masked region of picture x1 (B×3×H×W); mask is 1 where content is generated."""
+        if sampler not in ("sde", "ode"):
+            raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
+        if t_steps is None:
+            t_steps = time_grid(steps or self.default_steps)
+        x1 = x1.to(self.device)
+        mask = mask.to(self.device)
+
+        def denoise(windows: torch.Tensor, t: float) -> torch.Tensor:
+            return self.predict_noise(windows, t)
+
+        return run_sampler(denoise, x1, mask, t_steps, schedule=self.schedule, sde=sampler == "sde",
+                           window=window, hop=hop, seed=seed, batch_size=batch_size, progress=progress)
+
+    def bundle_config(self) -> dict:
+        return {
+            "format_version": FORMAT_VERSION,
+            "architecture": self.config.to_dict(),
+            "t_cutoffs": self.t_cutoffs,
+            "beta_max": self.schedule.beta_max,
+            "stft": {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop": HOP, "window": "hann-periodic",
+                     "power": 0.25, "dc_dropped": True},
+            "sampling": {"steps": self.default_steps},
+            "provenance": self.provenance,
+        }
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+def network_config(config: dict | str | os.PathLike | NetworkConfig | None) -> NetworkConfig:
+    """A network configuration from a dict, a YAML/JSON file (the published `vf_model.init_args` or a
+    whole published YAML holding it), a preset name, or None (the paper configuration)."""
+    if config is None:
+        return preset("paper")
+    if isinstance(config, NetworkConfig):
+        return config
+    if isinstance(config, str) and not os.path.exists(config) and config in _preset_names():
+        return preset(config)
+    if isinstance(config, (str, os.PathLike)):
+        path = Path(config)
+        if not path.exists():
+            raise A2SBError(f"no such config file: {path}")
+        import yaml  # JSON is a subset of YAML
+
+        try:
+            config = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            raise A2SBError(f"cannot parse config {path}: {str(err).splitlines()[0]}") from None
+    args = _find_init_args(config)
+    if args is None:
+        raise A2SBError("config has no AttnUNetF arguments (expected e.g. hidden_channels)")
+    try:
+        return NetworkConfig.from_dict(args)
+    except (TypeError, ValueError) as err:
+        raise A2SBError(f"invalid network config: {err}") from None
+
+
+def _preset_names():
+    from .network import PRESETS
+
+    return PRESETS
+
+
+def _find_init_args(node):
+    """The AttnUNetF arguments inside a config tree: a mapping with `hidden_channels`, found directly
+    or under `vf_model: {init_args: ...}` at any depth."""
+    if isinstance(node, dict):
+        if "hidden_channels" in node:
+            return {k: v for k, v in node.items() if k != "class_path"}
+        for key in ("vf_model", "init_args", "model"):
+            if key in node:
+                found = _find_init_args(node[key])
+                if found is not None:
+                    return found
+        for value in node.values():
+            found = _find_init_args(value)
+            if found is not None:
+                return found
+    return None
+
+
+def _expected_shapes(cfg: NetworkConfig) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        net = AttnUNetF(cfg)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def _build(cfg: NetworkConfig, states: list[dict], sources: list[str], **kwargs) -> A2SBModel:
+    expected = _expected_shapes(cfg)
+    experts = []
+    for state, source in zip(states, sources):
+        checkpoint.check_state_dict(expected, state, source)
+        net = AttnUNetF(cfg)
+        net.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        experts.append(net.eval())
+    return A2SBModel(cfg, experts, **kwargs)
+
+
+def bundled_models() -> list[str]:
+    root = resources.files("a2sb") / "models"
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "config.json").is_file())
+
+
+def load_model(source: str | os.PathLike | Sequence[str | os.PathLike] = DEFAULT_MODEL, *,
+               t_cutoffs: Sequence[float] | None = None, config=None, device: str | torch.device = "cpu"
+               ) -> A2SBModel:
+    """Load a bundled model by name, one of our model folders (or its .safetensors file), or one or more
+    of NVIDIA's released Lightning `.ckpt` files (experts in t order; default cutoffs: evenly spaced,
+    i.e. [0.5] for the published two-split pair). Never executes pickled code."""
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    if not sources:
+        raise A2SBError("no model source given")
+    if all(str(s).endswith(".ckpt") for s in sources):
+        model = _load_released(sources, t_cutoffs, config)
+    elif len(sources) == 1:
+        model = _load_bundle(sources[0], config)
+    else:
+        raise A2SBError("several sources must all be released .ckpt files")
+    return model.to(device).eval()
+
+
+def _load_released(paths, t_cutoffs, config) -> A2SBModel:
+    cfg = network_config(config)
+    if t_cutoffs is None:
+        t_cutoffs = [i / len(paths) for i in range(1, len(paths))]
+    states, multipliers = [], None
+    for path in paths:
+        state, mult = checkpoint.split_network_state(checkpoint.read_lightning_state_dict(path))
+        states.append(state)
+        multipliers = mult if multipliers is None else multipliers
+    provenance = {"source": "released Lightning checkpoints", "files": [os.path.basename(str(p)) for p in paths]}
+    model = _build(cfg, states, [str(p) for p in paths], t_cutoffs=t_cutoffs, provenance=provenance)
+    if multipliers is not None:
+        if multipliers.numel() != model.multipliers.numel():
+            raise A2SBError(f"t_to_emb.multipliers has {multipliers.numel()} values, expected "
+                            f"{model.multipliers.numel()}")
+        model.multipliers.copy_(multipliers.reshape(model.multipliers.shape).float())
+    return model
+
+
+def _load_bundle(source, config) -> A2SBModel:
+    path = Path(source)
+    if not path.exists() and str(source) in bundled_models():
+        path = Path(str(resources.files("a2sb") / "models" / str(source)))
+    if not path.exists():
+        names = ", ".join(bundled_models()) or "none"
+        raise A2SBError(f"no model '{source}': not a file or folder, nor a bundled model (bundled: {names})")
+    states, meta = checkpoint.load_bundle(path)
+    cfg = network_config(config) if config is not None else network_config(meta.get("architecture"))
+    model = _build(cfg, states, [str(path)] * len(states), t_cutoffs=meta.get("t_cutoffs", []),
+                   beta_max=meta.get("beta_max", 1.0), default_steps=meta.get("sampling", {}).get("steps", 50),
+                   provenance=meta.get("provenance", {}))
+    if "time_multipliers" in meta:
+        model.multipliers.copy_(torch.tensor(meta["time_multipliers"]).reshape(model.multipliers.shape))
+    return model
+
+
+def save_model(model: A2SBModel, folder: str | os.PathLike, *, half: bool = False) -> None:
+    """Write our model folder: model.safetensors (experts as expert{i}.<key>) + config.json.
+    `half` stores the weights in float16 (they are loaded back as float32)."""
+    states = []
+    for expert in model.experts:
+        state = {k: v.detach().cpu().contiguous() for k, v in expert.state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() and not k.endswith("pos_emb.freqs") else v
+                     for k, v in state.items()}
+        states.append(state)
+    meta = model.bundle_config()
+    meta["time_multipliers"] = model.multipliers.flatten().tolist()
+    checkpoint.save_bundle(folder, states, meta)
+
+
+def describe(model: A2SBModel) -> str:
+    return json.dumps({"parameters": model.num_parameters(), "experts": len(model.experts),
+                       "t_cutoffs": model.t_cutoffs, "architecture": model.config.to_dict()}, indent=2)
