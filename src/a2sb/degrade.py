@@ -95,7 +95,6 @@ def _iir(x: np.ndarray, sample_rate: int, cutoff_hz: float, kind: str, order: in
 def _fir(x: np.ndarray, sample_rate: int, cutoff_hz: float, order: int) -> np.ndarray:
     taps = 64 * order + 1  # odd length: integer group delay, so 'same' convolution stays aligned
     kernel = sps.firwin(taps, cutoff_hz, window=("kaiser", 8.6), fs=sample_rate)
-    # 'same' convolution with a symmetric kernel keeps the signal aligned .
     return np.stack([sps.oaconvolve(channel, kernel, mode="same") for channel in x])
 
 
