@@ -1,0 +1,297 @@
+"""Training-free comparison methods for bandwidth extension and inpainting.
+
+Every method has the signature `fn(audio, sample_rate, cutoff_hz=None, gaps=None) -> audio` with audio
+float (channels, samples) (1-D also accepted); BWE methods need `cutoff_hz`, inpainting methods `gaps`
+as [(start_s, end_s), ...]. Outputs are float32 with the input's shape.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.signal as sps
+
+from .degrade import gap_sample_ranges, insert_gaps
+from .errors import A2SBError
+
+# --------------------------------------------------------------------------------------------------
+# Bandwidth extension
+
+SBR_FFT = 2048
+SBR_HOP = 512
+SBR_SOURCE_TOP = 0.97  # stay below the lowpass transition band when choosing what to copy
+SBR_SLOPE_LIMITS_DB_PER_OCTAVE = (-30.0, 0.0)
+
+
+def _channels(audio) -> tuple[np.ndarray, bool]:
+    x = np.asarray(audio, dtype=np.float64)
+    if x.ndim == 1:
+        return x[None], True
+    if x.ndim != 2:
+        raise A2SBError(f"audio must be 1-D or (channels, samples), got shape {x.shape}")
+    return x, False
+
+
+def _result(y: np.ndarray, was_1d: bool) -> np.ndarray:
+    y = np.ascontiguousarray(y, dtype=np.float32)
+    return y[0] if was_1d else y
+
+
+def _need_cutoff(cutoff_hz, sample_rate) -> float:
+    if cutoff_hz is None:
+        raise A2SBError("bandwidth extension needs a cutoff frequency")
+    if not 0 < cutoff_hz:
+        raise A2SBError(f"cutoff must be positive, got {cutoff_hz} Hz")
+    return float(cutoff_hz)
+
+
+def bwe_lowpassed(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=None) -> np.ndarray:
+    """The degraded input itself: the floor every BWE method should beat."""
+    x, was_1d = _channels(audio)
+    return _result(x, was_1d)
+
+
+def bwe_sbr(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=None) -> np.ndarray:
+    """Spectral band replication: fill above the cutoff with shifted copies of the octave below it.
+
+    Each STFT frame's band [c/2, c) (c slightly below the cutoff) is copied upwards, repeatedly, until
+    Nyquist. Copies keep the source's phase, advanced per frame so each copy is a consistent frequency
+    shift, and are shaped by a straight line fitted to the average log spectrum against log frequency
+    below the cutoff (the spectral tilt, extrapolated). The generated band is highpassed above the
+    cutoff and added to the input, so everything at or below the cutoff is returned exactly.
+    """
+    cutoff_hz = _need_cutoff(cutoff_hz, sample_rate)
+    x, was_1d = _channels(audio)
+    if cutoff_hz >= sample_rate / 2 or x.shape[-1] < SBR_FFT:
+        return _result(x, was_1d)
+    generated = np.stack([_sbr_high_band(channel, sample_rate, cutoff_hz) for channel in x])
+    return _result(x + _highpass_exact(generated, sample_rate, cutoff_hz), was_1d)
+
+
+def _sbr_high_band(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
+    n = len(x)
+    _, _, spec = sps.stft(x, nperseg=SBR_FFT, noverlap=SBR_FFT - SBR_HOP, window="hann")  # bins x frames
+    bins = spec.shape[0]
+    bin_hz = sample_rate / SBR_FFT
+    first_target = int(np.floor(cutoff_hz / bin_hz)) + 1
+    source_top = max(int(SBR_SOURCE_TOP * cutoff_hz / bin_hz), 2)
+    source_bottom = max(source_top // 2, 1)
+    width = source_top - source_bottom
+    if width < 1 or first_target >= bins:
+        return np.zeros(n)
+
+    slope = _fit_log_tilt(np.abs(spec), bin_hz, source_top)
+    targets = np.arange(first_target, bins)
+    sources = source_bottom + (targets - first_target) % width
+    # Gain that moves the fitted tilt from each source bin to its target bin.
+    gain_db = slope * (np.log2(targets) - np.log2(sources))
+    gain = 10 ** (gain_db / 20)
+    shift = targets - sources
+    frames = np.arange(spec.shape[1])
+    # A component moved up by `shift` bins turns SBR_HOP/SBR_FFT·shift cycles further per hop.
+    phase_advance = np.exp(2j * np.pi * np.outer(shift, frames) * SBR_HOP / SBR_FFT)
+    high = np.zeros_like(spec)
+    high[targets] = spec[sources] * gain[:, None] * phase_advance
+    _, y = sps.istft(high, nperseg=SBR_FFT, noverlap=SBR_FFT - SBR_HOP, window="hann")
+    return _fit_length(y, n)
+
+
+def _fit_log_tilt(magnitude: np.ndarray, bin_hz: float, top: int) -> float:
+    """Slope (dB per octave) of a least-squares line of mean level against log2 frequency below the cutoff.
+
+    Only the tilt is needed: the copies already carry the level of the band they come from.
+
+    The band reaches down to a quarter of its top (two octaves) so the tilt estimate is not dominated
+    by a few harmonics; the slope is clipped to a plausible range for music.
+    """
+    low = max(top // 4, 1)
+    bins = np.arange(low, top)
+    level_db = 20 * np.log10(magnitude[low:top].mean(axis=1) + 1e-10)
+    octave = np.log2(bins * bin_hz)
+    if len(bins) < 2:
+        return 0.0
+    slope = np.polyfit(octave, level_db, 1)[0]
+    return float(np.clip(slope, *SBR_SLOPE_LIMITS_DB_PER_OCTAVE))
+
+
+def _highpass_exact(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
+    """Zero every FFT bin at or below the cutoff, so adding the result never changes the known band."""
+    n = x.shape[-1]
+    spectrum = np.fft.rfft(x, axis=-1)
+    spectrum[..., np.fft.rfftfreq(n, 1 / sample_rate) <= cutoff_hz] = 0
+    return np.fft.irfft(spectrum, n=n, axis=-1)
+
+
+def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
+    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Inpainting
+
+LPC_ORDER = 48
+LPC_CONTEXT_S = 0.15
+SIMILARITY_CONTEXT_S = 0.25  # each side of the gap
+CROSSFADE_S = 0.01
+
+
+def _need_gaps(gaps, sample_rate, length) -> list[tuple[int, int]]:
+    if gaps is None:
+        raise A2SBError("inpainting needs gaps as [(start_s, end_s), ...]")
+    return gap_sample_ranges(gaps, sample_rate, length)
+
+
+def inpaint_silence(audio, sample_rate: int, cutoff_hz=None, gaps=None) -> np.ndarray:
+    """Leave the gaps silent (zeroed): the floor every inpainting method should beat."""
+    x, was_1d = _channels(audio)
+    _need_gaps(gaps, sample_rate, x.shape[-1])
+    return _result(insert_gaps(x, sample_rate, gaps), was_1d)
+
+
+def inpaint_lpc(audio, sample_rate: int, cutoff_hz=None, gaps=None, order: int = LPC_ORDER) -> np.ndarray:
+    """Linear-prediction extrapolation into each gap from both sides, crossfaded.
+
+    A Burg all-pole model of order `order` is fitted to ~150 ms before the gap and extrapolated forward;
+    another, fitted to the time-reversed ~150 ms after the gap, is extrapolated backward. The two are
+    blended with a raised-cosine fade across the gap. Good for short gaps (tens of ms) in tonal music;
+    long gaps fade towards silence because the extrapolation decays.
+    """
+    x, was_1d = _channels(audio)
+    y = x.copy()
+    context = int(LPC_CONTEXT_S * sample_rate)
+    for first, last in _need_gaps(gaps, sample_rate, x.shape[-1]):
+        for channel in y:
+            channel[first:last] = _lpc_fill(channel, first, last, context, order)
+    return _result(y, was_1d)
+
+
+def _lpc_fill(x: np.ndarray, first: int, last: int, context: int, order: int) -> np.ndarray:
+    length = last - first
+    left = x[max(first - context, 0) : first]
+    right = x[last : last + context]
+    forward = _extrapolate(left, length, order) if len(left) > 2 * order else None
+    backward = _extrapolate(right[::-1], length, order)[::-1] if len(right) > 2 * order else None
+    if forward is None and backward is None:
+        return np.zeros(length)
+    if forward is None:
+        return backward
+    if backward is None:
+        return forward
+    fade = 0.5 + 0.5 * np.cos(np.pi * (np.arange(length) + 0.5) / length)  # 1 -> 0
+    return fade * forward + (1 - fade) * backward
+
+
+def _extrapolate(past: np.ndarray, length: int, order: int) -> np.ndarray:
+    """Continue `past` by `length` samples with its Burg all-pole model (zero excitation)."""
+    if not np.any(past):
+        return np.zeros(length)
+    a = burg_lpc(past, order)
+    state = sps.lfiltic([1.0], a, y=past[::-1][: len(a) - 1])
+    future, _ = sps.lfilter([1.0], a, np.zeros(length), zi=state)
+    return future
+
+
+def burg_lpc(x: np.ndarray, order: int) -> np.ndarray:
+    """Prediction polynomial [1, a1, ..., ap] by Burg's method (always a stable, minimum-phase model)."""
+    x = np.asarray(x, dtype=np.float64)
+    order = min(order, len(x) - 1)
+    a = np.array([1.0])
+    forward = x[1:].copy()
+    backward = x[:-1].copy()
+    for _ in range(order):
+        denominator = np.dot(forward, forward) + np.dot(backward, backward)
+        if denominator <= 0:
+            break
+        k = -2.0 * np.dot(forward, backward) / denominator
+        a = np.concatenate([a, [0.0]])
+        a = a + k * a[::-1]
+        forward, backward = (forward + k * backward)[1:], (backward + k * forward)[:-1]
+        if len(forward) == 0:
+            break
+    return a
+
+
+def inpaint_similarity(audio, sample_rate: int, cutoff_hz=None, gaps=None) -> np.ndarray:
+    """Fill each gap with the passage elsewhere in the recording whose surroundings match best.
+
+    The 0.25 s before and after the gap form a template; every position in the recording whose
+    surroundings (same offsets) avoid all gaps is scored by normalised cross-correlation of the mono
+    mix, and the passage at the best position is copied in with 10 ms crossfades at both edges. Gaps
+    with no usable candidate fall back to LPC.
+    """
+    x, was_1d = _channels(audio)
+    n = x.shape[-1]
+    ranges = _need_gaps(gaps, sample_rate, n)
+    damaged = np.zeros(n, dtype=bool)
+    for first, last in ranges:
+        damaged[first:last] = True
+    y = x.copy()
+    context = int(SIMILARITY_CONTEXT_S * sample_rate)
+    fade = int(CROSSFADE_S * sample_rate)
+    for first, last in ranges:
+        start = _best_match(y.mean(axis=0), damaged, first, last, context)
+        if start is None:
+            for channel in y:
+                channel[first:last] = _lpc_fill(
+                    channel, first, last, int(LPC_CONTEXT_S * sample_rate), LPC_ORDER
+                )
+            continue
+        _paste(y, start, first, last, fade)
+    return _result(y, was_1d)
+
+
+def _best_match(mono: np.ndarray, damaged: np.ndarray, first: int, last: int, context: int) -> int | None:
+    """Start of the passage (same length as the gap) whose context best matches the gap's context."""
+    n = len(mono)
+    length = last - first
+    left_len = min(context, first)
+    right_len = min(context, n - last)
+    if left_len + right_len == 0:
+        return None
+    left = mono[first - left_len : first]
+    right = mono[last : last + right_len]
+    template_norm = np.sqrt(np.dot(left, left) + np.dot(right, right))
+    if template_norm == 0:
+        return None
+    # Candidate start s uses mono[s - left_len : s + length + right_len]; s ranges over valid starts.
+    starts = np.arange(left_len, n - length - right_len + 1)
+    if len(starts) == 0:
+        return None
+    score = np.zeros(len(starts))
+    energy = np.zeros(len(starts))
+    power = np.concatenate([[0.0], np.cumsum(mono**2)])
+    if left_len:
+        score += sps.correlate(mono, left, mode="valid", method="fft")[starts - left_len]
+        energy += power[starts] - power[starts - left_len]
+    if right_len:
+        score += sps.correlate(mono, right, mode="valid", method="fft")[starts + length]
+        energy += power[starts + length + right_len] - power[starts + length]
+    ncc = score / (np.sqrt(np.maximum(energy, 0)) * template_norm + 1e-12)
+    # Exclude candidates whose passage or context touches any damaged sample (including this gap).
+    touched = np.concatenate([[0], np.cumsum(damaged)])
+    span_damage = touched[starts + length + right_len] - touched[starts - left_len]
+    ncc[span_damage > 0] = -np.inf
+    ncc[energy <= 0] = -np.inf
+    best = int(np.argmax(ncc))
+    return None if not np.isfinite(ncc[best]) else int(starts[best])
+
+
+def _paste(y: np.ndarray, start: int, first: int, last: int, fade: int) -> None:
+    """Copy y[start : start+gap] into the gap, crossfading `fade` samples of context on each side."""
+    n = y.shape[-1]
+    length = last - first
+    fade_in = min(fade, first, start)
+    fade_out = min(fade, n - last, n - (start + length))
+    source = y[:, start - fade_in : start + length + fade_out].copy()
+    target = slice(first - fade_in, last + fade_out)
+    weight = np.ones(source.shape[-1])
+    if fade_in:
+        weight[:fade_in] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(fade_in) + 0.5) / fade_in)
+    if fade_out:
+        weight[-fade_out:] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(fade_out) + 0.5) / fade_out)
+    y[:, target] = weight * source + (1 - weight) * y[:, target]
+
+
+# --------------------------------------------------------------------------------------------------
+
+BWE_METHODS = {"lowpassed": bwe_lowpassed, "sbr": bwe_sbr}
+INPAINT_METHODS = {"silence": inpaint_silence, "lpc": inpaint_lpc, "similarity": inpaint_similarity}
