@@ -91,7 +91,7 @@ PRESETS: dict[str, dict] = {
     # CPU-sized members of the family; the bundled model uses one of these (see MODEL_CARD.md).
     "cpu-small": dict(hidden_channels=[32, 32, 64, 128, 192, 256], n_attn_heads=2, attention_levels=[4],
                       emb_channels=128, band_embedding_dim=16),
-    "cpu-base": dict(hidden_channels=[32, 64, 96, 192, 256, 384], n_attn_heads=4, attention_levels=[3, 4],
+    "cpu-base": dict(hidden_channels=[32, 64, 96, 192, 256, 384], n_attn_heads=2, attention_levels=[3, 4],
                      emb_channels=128, band_embedding_dim=16),
 }
 

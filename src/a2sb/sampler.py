@@ -94,7 +94,7 @@ def multidiffusion(denoise: DenoiseFn, x: torch.Tensor, t: float, window: int, h
 
 
 def sample(denoise: DenoiseFn, x1: torch.Tensor, mask: torch.Tensor, t_steps: torch.Tensor, *,
-           schedule: BridgeSchedule = BridgeSchedule(), sde: bool = True, window: int = 256, hop: int = 128,
+           schedule: BridgeSchedule | None = None, sde: bool = True, window: int = 256, hop: int = 128,
            seed: int | None = None, batch_size: int = 16, items: list[int] | None = None,
            progress: Callable[[int], None] | None = None) -> torch.Tensor:
     """The published sampler (SPEC 5.2) on a B×3×H×W picture x1 with mask (B or 1)×(1 or 3)×H×W.
@@ -102,6 +102,7 @@ def sample(denoise: DenoiseFn, x1: torch.Tensor, mask: torch.Tensor, t_steps: to
     Returns the masked clean estimate of the last network call; outside the mask it equals x1.
     `items` names the batch rows for the positional noise (default 0..B−1).
     """
+    schedule = schedule or BridgeSchedule()
     if seed is None:
         seed = int(torch.randint(0, 2**62, ()).item())
     b, c, h, width = x1.shape
@@ -122,8 +123,10 @@ def sample(denoise: DenoiseFn, x1: torch.Tensor, mask: torch.Tensor, t_steps: to
             progress(i)
         if i == len(t_list) - 2:  # the final posterior step is discarded (SPEC 5.3)
             return x0[..., :width]
-        xt = posterior_step(xt, x0, x1p, maskp, float(std_f[i]), float(std_f[i + 1]), float(std_b[i + 1]),
-                            lambda kind, _i=i: noise.frames(_i, kind, items, 0, padded).to(xt) if sde else None)
+        def draw(kind: int, step: int = i, like: torch.Tensor = xt) -> torch.Tensor | None:
+            return noise.frames(step, kind, items, 0, padded).to(like) if sde else None
+
+        xt = posterior_step(xt, x0, x1p, maskp, float(std_f[i]), float(std_f[i + 1]), float(std_b[i + 1]), draw)
     raise AssertionError("unreachable")
 
 
