@@ -128,7 +128,7 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Inpainting
 
-LPC_ORDER = 48
+LPC_ORDER = 256  # two poles per partial: rich harmonic tones need far more than speech's 10-50
 LPC_CONTEXT_S = 0.15
 SIMILARITY_CONTEXT_S = 0.25  # each side of the gap
 CROSSFADE_S = 0.01
@@ -150,7 +150,7 @@ def inpaint_silence(audio, sample_rate: int, cutoff_hz=None, gaps=None) -> np.nd
 def inpaint_lpc(audio, sample_rate: int, cutoff_hz=None, gaps=None, order: int = LPC_ORDER) -> np.ndarray:
     """Linear-prediction extrapolation into each gap from both sides, crossfaded.
 
-    A Burg all-pole model of order `order` is fitted to ~150 ms before the gap and extrapolated forward;
+    A Burg all-pole model of order `order` (256) is fitted to ~150 ms before the gap and extrapolated forward;
     another, fitted to the time-reversed ~150 ms after the gap, is extrapolated backward. The two are
     blended with a raised-cosine fade across the gap. Good for short gaps (tens of ms) in tonal music;
     long gaps fade towards silence because the extrapolation decays.

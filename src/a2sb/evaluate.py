@@ -1,0 +1,366 @@
+"""Commands `a2sb evaluate` (score restored files against references), `a2sb degrade` and
+`a2sb bench quality` (degrade clean files, restore them with each method, score, summarise)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import baselines
+from .audio import SAMPLE_RATE, read_audio
+from .degrade import LOWPASS_KINDS, add_degrade_command, insert_gaps, lowpass, parse_gaps, periodic_gaps
+from .errors import A2SBError
+from .metrics import compute_metrics
+
+AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus"}
+# Column order of the tables; "higher is better" for the dB scores and SSIM, lower for the distances.
+METRIC_ORDER = ["lsd", "lsd_high", "gap_lsd", "gap_snr", "sispec", "log_sispec", "si_sdr", "mrstft", "ssim"]
+BENCH_METRICS = {
+    "bwe": ["lsd", "lsd_high", "sispec", "log_sispec", "si_sdr", "mrstft"],
+    "inpaint": ["gap_lsd", "gap_snr", "lsd", "sispec", "log_sispec"],
+}
+BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,similarity,a2sb"}
+MAX_BENCH_LENGTH_DIFFERENCE_S = 0.1
+
+
+def add_commands(subparsers) -> None:
+    add_degrade_command(subparsers)
+
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score restored audio against references (LSD, SiSpec, ...)",
+        description="Score RESTORED against REFERENCE: two files, or two folders matched by file name. "
+        "Prints a Markdown table.",
+    )
+    parser.add_argument("reference", metavar="REFERENCE")
+    parser.add_argument("restored", metavar="RESTORED")
+    parser.add_argument("--cutoff", type=float, metavar="HZ", help="also report LSD above this frequency")
+    parser.add_argument("--gaps", metavar="GAPS", help="also score only these gaps, e.g. '1.0-1.3,5.0-5.5'")
+    parser.add_argument("--json", metavar="FILE", help="write one JSON object per pair to FILE")
+    parser.set_defaults(func=_evaluate_command)
+
+    bench = subparsers.add_parser("bench", help="benchmarks", description="Benchmarks.")
+    bench_sub = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
+    quality = bench_sub.add_parser(
+        "quality",
+        help="degrade clean files, restore with each method, score",
+        description="For every clean audio file in DIR: degrade it (lowpass or periodic gaps), restore it "
+        "with each method, score it against the clean file, and print mean and 95%% interval per method.",
+    )
+    quality.add_argument("directory", metavar="DIR")
+    quality.add_argument("--task", choices=("bwe", "inpaint"), required=True)
+    quality.add_argument("--cutoff", type=float, default=4000.0, help="bwe: lowpass cutoff in Hz (default 4000)")
+    quality.add_argument("--filter", default="butter", choices=LOWPASS_KINDS, help="bwe: lowpass kind")
+    quality.add_argument("--order", type=int, default=8, help="bwe: filter order (default 8)")
+    quality.add_argument("--gap", type=float, default=0.3, help="inpaint: gap length in seconds (default 0.3)")
+    quality.add_argument("--every", type=float, default=5.0, help="inpaint: one centred gap per SEC (default 5)")
+    quality.add_argument("--methods", help="comma-separated; default: all baselines of the task plus a2sb")
+    quality.add_argument("--model", help="a2sb: model name or path")
+    quality.add_argument("--steps", type=int, help="a2sb: sampling steps")
+    quality.add_argument("--max-seconds", type=float, metavar="S", help="score only the middle S seconds of a file")
+    quality.add_argument("--plot", metavar="PNG", help="write a per-file plot of the scores")
+    quality.add_argument("--json", metavar="FILE", help="write per-file scores and the summary as JSON")
+    quality.set_defaults(func=_bench_quality_command)
+
+
+# --------------------------------------------------------------------------------------------------
+# a2sb evaluate
+
+
+def _is_audio(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
+
+
+def match_pairs(reference: str, restored: str) -> list[tuple[Path, Path]]:
+    """(reference, restored) file pairs: the two files, or same-named files of two folders."""
+    ref, est = Path(reference), Path(restored)
+    for path in (ref, est):
+        if not path.exists():
+            raise A2SBError(f"no such file or folder: {path}")
+    if ref.is_dir() != est.is_dir():
+        raise A2SBError("give two files or two folders, not one of each")
+    if not ref.is_dir():
+        return [(ref, est)]
+    references = sorted(p for p in ref.iterdir() if _is_audio(p))
+    if not references:
+        raise A2SBError(f"no audio files in {ref}")
+    by_stem = {}
+    for p in est.iterdir():
+        if _is_audio(p):
+            by_stem.setdefault(p.stem, p)
+    pairs, missing = [], []
+    for path in references:
+        # Same name first; else the same name with another extension (e.g. reference .flac, output .wav).
+        partner = est / path.name if (est / path.name).is_file() else by_stem.get(path.stem)
+        if partner is None:
+            missing.append(path.name)
+        else:
+            pairs.append((path, partner))
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise A2SBError(f"no restored file in {est} for {', '.join(missing[:3])}{more}")
+    return pairs
+
+
+def _evaluate_command(args) -> int:
+    gaps = parse_gaps(args.gaps) if args.gaps else None
+    rows = []
+    for ref_path, est_path in match_pairs(args.reference, args.restored):
+        ref, _ = read_audio(ref_path, SAMPLE_RATE)
+        est, _ = read_audio(est_path, SAMPLE_RATE)
+        try:
+            scores = compute_metrics(ref, est, cutoff_hz=args.cutoff, gaps=gaps)
+        except A2SBError as err:
+            raise A2SBError(f"{ref_path.name}: {err}") from None
+        rows.append({"reference": str(ref_path), "restored": str(est_path), **scores})
+    columns = [key for key in METRIC_ORDER if key in rows[0]]
+    table = [["file", *columns]]
+    table += [[Path(row["restored"]).name, *(_number(row[key]) for key in columns)] for row in rows]
+    if len(rows) > 1:
+        table.append(["**mean**", *(_number(float(np.mean([row[key] for row in rows]))) for key in columns)])
+    print(markdown_table(table))
+    if args.json:
+        _write_json(args.json, rows)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# a2sb bench quality
+
+
+def _import_restore_audio():
+    try:
+        from .pipeline import restore_audio
+    except ImportError as err:
+        raise A2SBError(f"method a2sb is not available ({err}); choose baselines with --methods") from None
+    return restore_audio
+
+
+def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None):
+    """Restore with the A2SB pipeline (imported only when used: it loads torch models)."""
+    restore_audio = _import_restore_audio()
+    options = {"model": model, "steps": steps}
+    restored, rate = restore_audio(
+        audio,
+        sample_rate,
+        cutoff=cutoff_hz,
+        gaps=gaps,
+        seed=0,
+        **{k: v for k, v in options.items() if v is not None},
+    )
+    restored = np.asarray(restored, dtype=np.float32)
+    if rate != sample_rate:
+        from .audio import resample
+
+        restored = resample(restored if restored.ndim == 2 else restored[None], rate, sample_rate)
+    return restored
+
+
+def _bench_methods(task: str, names: str | None, args) -> dict:
+    available = dict(baselines.BWE_METHODS if task == "bwe" else baselines.INPAINT_METHODS)
+
+    def a2sb(audio, sample_rate, cutoff_hz=None, gaps=None):
+        return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps)
+
+    available["a2sb"] = a2sb
+    chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS[task]).split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in available]
+    if unknown or not chosen:
+        raise A2SBError(
+            f"unknown method(s) {', '.join(unknown) or '(none)'} for {task}; choose from {', '.join(available)}"
+        )
+    if "a2sb" in chosen:
+        _import_restore_audio()  # fail before any work is done, not after the baselines have run
+    return {name: available[name] for name in dict.fromkeys(chosen)}
+
+
+def _read_clean(path: Path, max_seconds: float | None) -> np.ndarray:
+    if max_seconds is None:
+        return read_audio(path, SAMPLE_RATE)[0]
+    from .audio import audio_info
+
+    duration = audio_info(path).duration
+    start = max((duration - max_seconds) / 2, 0.0)  # the middle: intros and endings are often silent
+    return read_audio(path, SAMPLE_RATE, start=start, duration=min(max_seconds, duration))[0]
+
+
+def run_quality_benchmark(
+    files: list[Path],
+    task: str,
+    methods: dict,
+    cutoff_hz: float = 4000.0,
+    filter_kind: str = "butter",
+    order: int = 8,
+    gap: float = 0.3,
+    every: float = 5.0,
+    max_seconds: float | None = None,
+    log=print,
+) -> list[dict]:
+    """Degrade, restore and score every file with every method; one record per (file, method)."""
+    sr = SAMPLE_RATE
+    records = []
+    for path in files:
+        clean = _read_clean(path, max_seconds)
+        duration = clean.shape[-1] / sr
+        if task == "bwe":
+            gaps = None
+            degraded = lowpass(clean, sr, cutoff_hz, kind=filter_kind, order=order)
+        else:
+            gaps = periodic_gaps(duration, gap, every)
+            if not gaps:
+                log(f"skipping {path.name}: {duration:.2f} s is shorter than one period of {every} s")
+                continue
+            degraded = insert_gaps(clean, sr, gaps)
+        for name, method in methods.items():
+            started = time.perf_counter()
+            restored = method(degraded, sr, cutoff_hz=cutoff_hz if task == "bwe" else None, gaps=gaps)
+            seconds = time.perf_counter() - started
+            restored = np.asarray(restored, dtype=np.float32)
+            difference = abs(restored.shape[-1] - clean.shape[-1]) / sr
+            if difference > MAX_BENCH_LENGTH_DIFFERENCE_S:
+                raise A2SBError(f"method {name} changed the length of {path.name} by {difference:.3f} s")
+            n = min(restored.shape[-1], clean.shape[-1])
+            scores = compute_metrics(
+                clean[..., :n], restored[..., :n], cutoff_hz=cutoff_hz if task == "bwe" else None, gaps=gaps
+            )
+            records.append({"file": path.name, "method": name, "seconds": duration, "compute_s": seconds, **scores})
+            log(f"{path.name} {name}: " + ", ".join(f"{k} {scores[k]:.3f}" for k in BENCH_METRICS[task]))
+    return records
+
+
+def mean_interval(values) -> tuple[float, float, float]:
+    """Mean and two-sided 95 % Student-t interval; the interval is (nan, nan) for fewer than 2 values."""
+    values = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
+    if len(values) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    from scipy.stats import t
+
+    half = float(t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return mean, mean - half, mean + half
+
+
+def summarise(records: list[dict], metrics: list[str]) -> dict:
+    """{method: {metric: {mean, low, high, n}, 'compute_per_audio_s': ...}} in first-seen method order."""
+    summary = {}
+    for method in dict.fromkeys(r["method"] for r in records):
+        rows = [r for r in records if r["method"] == method]
+        entry = {}
+        for key in metrics:
+            mean, low, high = mean_interval([r[key] for r in rows])
+            entry[key] = {"mean": mean, "low": low, "high": high, "n": len(rows)}
+        entry["compute_per_audio_s"] = sum(r["compute_s"] for r in rows) / sum(r["seconds"] for r in rows)
+        summary[method] = entry
+    return summary
+
+
+def _bench_quality_command(args) -> int:
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise A2SBError(f"not a folder: {directory}")
+    files = sorted(p for p in directory.iterdir() if _is_audio(p))
+    if not files:
+        raise A2SBError(f"no audio files in {directory}")
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        raise A2SBError("--max-seconds must be positive")
+    methods = _bench_methods(args.task, args.methods, args)
+    metrics = BENCH_METRICS[args.task]
+    records = run_quality_benchmark(
+        files, args.task, methods, cutoff_hz=args.cutoff, filter_kind=args.filter, order=args.order,
+        gap=args.gap, every=args.every, max_seconds=args.max_seconds,
+        log=lambda text: print(text, file=sys.stderr),
+    )  # fmt: skip
+    if not records:
+        raise A2SBError("no file could be scored (all shorter than one gap period?)")
+    summary = summarise(records, metrics)
+    setting = f"cutoff {args.cutoff:g} Hz, {args.filter} order {args.order}" if args.task == "bwe" else (
+        f"{args.gap:g} s gap every {args.every:g} s"
+    )  # fmt: skip
+    n_files = len({r["file"] for r in records})
+    print(f"{args.task}: {setting}; {n_files} file(s); mean ± 95 % t-interval half-width\n")
+    table = [["method", *metrics, "compute s / audio s"]]
+    for method, entry in summary.items():
+        table.append([method, *(_with_interval(entry[key]) for key in metrics), f"{entry['compute_per_audio_s']:.3g}"])
+    print(markdown_table(table))
+    if args.plot:
+        plot_per_file(records, metrics, args.plot, title=f"{args.task}: {setting}")
+    if args.json:
+        settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
+        settings.update(model=args.model, steps=args.steps, directory=str(directory))
+        _write_json(args.json, {"settings": settings, "summary": summary, "files": records})
+    return 0
+
+
+def plot_per_file(records: list[dict], metrics: list[str], path: str, title: str = "") -> None:
+    """One panel per metric: each file's score, one marker series per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = list(dict.fromkeys(r["file"] for r in records))
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(max(6, 0.6 * len(files) + 3), 2.2 * len(metrics)))
+    axes = np.atleast_1d(axes)
+    for axis, key in zip(axes, metrics):
+        for method in methods:
+            values = {r["file"]: r[key] for r in records if r["method"] == method}
+            axis.plot(range(len(files)), [values.get(f, np.nan) for f in files], "o-", label=method, alpha=0.8)
+        axis.set_ylabel(key)
+        axis.grid(alpha=0.3)
+    axes[-1].set_xticks(range(len(files)), files, rotation=45, ha="right", fontsize=7)
+    for axis in axes[:-1]:
+        axis.set_xticks(range(len(files)), [""] * len(files))
+    axes[0].legend(fontsize=8, ncol=len(methods))
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output helpers
+
+
+def _number(value: float) -> str:
+    return "nan" if not np.isfinite(value) else f"{value:.4g}"
+
+
+def _with_interval(stats: dict) -> str:
+    if not np.isfinite(stats["low"]):
+        return _number(stats["mean"])
+    return f"{_number(stats['mean'])} ± {_number((stats['high'] - stats['low']) / 2)}"
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+
+    def line(row):
+        return "| " + " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)) + " |"
+
+    separator = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
+    return "\n".join([line(rows[0]), separator, *(line(row) for row in rows[1:])])
+
+
+def _write_json(path: str, data) -> None:
+    def clean(value):  # JSON has no NaN: write null
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(clean(data), f, indent=2)
+    os.replace(tmp, path)
