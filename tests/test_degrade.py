@@ -12,9 +12,7 @@ SR = 44100
 
 
 def noise(seconds=0.5, channels=2, seed=0):
-    return (0.1 * np.random.default_rng(seed).standard_normal((channels, int(SR * seconds)))).astype(
-        np.float32
-    )
+    return (0.1 * np.random.default_rng(seed).standard_normal((channels, int(SR * seconds)))).astype(np.float32)
 
 
 def band_gain_db(x, y, low, high):
@@ -115,7 +113,21 @@ def test_degrade_cli_refuses_to_overwrite_input(tmp_path, capsys):
     assert main(["degrade", str(source), "-o", str(source), "--lowpass", "3000"]) == 2
     assert "overwrite" in capsys.readouterr().err
     assert source.read_bytes() == before
-    assert (
-        main(["degrade", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.wav"), "--lowpass", "3000"])
-        == 2
-    )
+    assert main(["degrade", str(tmp_path / "missing.wav"), "-o", str(tmp_path / "o.wav"), "--lowpass", "3000"]) == 2
+
+
+def test_mp3_falls_back_to_filter_with_holes_when_codec_cannot_carry_the_rate():
+    rate = 96000  # MPEG audio has no 96 kHz mode
+    x = (0.1 * np.random.default_rng(0).standard_normal((1, rate))).astype(np.float32)
+    with pytest.warns(UserWarning, match="spectral holes"):
+        y = lowpass(x, rate, 4000, kind="mp3")
+    freqs = np.fft.rfftfreq(rate, 1 / rate)
+    power_x, power_y = (np.abs(np.fft.rfft(a[0])) ** 2 for a in (x, y))
+
+    def gain_db(low, high):
+        band = (freqs >= low) & (freqs < high)
+        return 10 * np.log10(power_y[band].sum() / power_x[band].sum())
+
+    assert abs(gain_db(100, 1900)) < 0.3  # below the holes: untouched
+    assert -6 < gain_db(3000, 3900) < -0.5  # holes remove part of the top octave
+    assert gain_db(6000, 40000) < -40
