@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import baselines
-from .audio import SAMPLE_RATE, read_audio
+from .audio import SAMPLE_RATE, audio_info, read_audio, resample
 from .degrade import LOWPASS_KINDS, add_degrade_command, insert_gaps, lowpass, parse_gaps, periodic_gaps
 from .errors import A2SBError
 from .metrics import compute_metrics
@@ -156,8 +156,6 @@ def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, step
     )
     restored = np.asarray(restored, dtype=np.float32)
     if rate != sample_rate:
-        from .audio import resample
-
         restored = resample(restored if restored.ndim == 2 else restored[None], rate, sample_rate)
     return restored
 
@@ -183,8 +181,6 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
 def _read_clean(path: Path, max_seconds: float | None) -> np.ndarray:
     if max_seconds is None:
         return read_audio(path, SAMPLE_RATE)[0]
-    from .audio import audio_info
-
     duration = audio_info(path).duration
     start = max((duration - max_seconds) / 2, 0.0)  # the middle: intros and endings are often silent
     return read_audio(path, SAMPLE_RATE, start=start, duration=min(max_seconds, duration))[0]
