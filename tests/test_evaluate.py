@@ -26,10 +26,7 @@ def test_evaluate_two_files_prints_table_and_json(tmp_path, capsys):
     reference = write(tmp_path / "ref.wav", ref)
     restored = write(tmp_path / "est.wav", 0.5 * ref[:-50])  # 50 samples shorter: allowed
     out = tmp_path / "scores.json"
-    assert (
-        main(["evaluate", reference, restored, "--cutoff", "4000", "--gaps", "0.2-0.4", "--json", str(out)])
-        == 0
-    )
+    assert main(["evaluate", reference, restored, "--cutoff", "4000", "--gaps", "0.2-0.4", "--json", str(out)]) == 0
     table = capsys.readouterr().out
     assert table.splitlines()[0].startswith("| file") and "lsd_high" in table and "gap_snr" in table
     rows = json.loads(out.read_text())
@@ -106,6 +103,10 @@ def test_bench_quality_inpaint_with_baselines(tmp_path, capsys):
     assert summary["silence"]["gap_snr"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert summary["lpc"]["gap_snr"]["mean"] > 10
     assert {r["file"] for r in result["files"]} == {"c0.flac", "c1.flac"}
+    # --max-seconds keeps the middle of each file: 1.2 s holds one 1 s period, so one gap per file
+    assert main([*args, "--methods", "silence", "--max-seconds", "1.2", "--json", str(out)]) == 0
+    files = json.loads(out.read_text())["files"]
+    assert [r["seconds"] for r in files] == pytest.approx([1.2, 1.2])
     assert main([*args, "--methods", "nope"]) == 2
     assert "unknown method" in capsys.readouterr().err
 
