@@ -107,9 +107,7 @@ def test_similarity_recovers_a_repeated_passage():
     assert min(metrics.gap_snr(clean, restored, gaps, per_channel=True)) > 60
     np.testing.assert_allclose(restored, clean, atol=1e-5)
     # LPC cannot predict noise: the similarity search is what recovers it.
-    assert (
-        metrics.gap_snr(clean, baselines.inpaint_lpc(insert_gaps(clean, SR, gaps), SR, gaps=gaps), gaps) < 3
-    )
+    assert metrics.gap_snr(clean, baselines.inpaint_lpc(insert_gaps(clean, SR, gaps), SR, gaps=gaps), gaps) < 3
 
 
 def test_similarity_without_candidates_falls_back_to_lpc():

@@ -231,9 +231,7 @@ def inpaint_similarity(audio, sample_rate: int, cutoff_hz=None, gaps=None) -> np
         start = _best_match(y.mean(axis=0), damaged, first, last, context)
         if start is None:
             for channel in y:
-                channel[first:last] = _lpc_fill(
-                    channel, first, last, int(LPC_CONTEXT_S * sample_rate), LPC_ORDER
-                )
+                channel[first:last] = _lpc_fill(channel, first, last, int(LPC_CONTEXT_S * sample_rate), LPC_ORDER)
             continue
         _paste(y, start, first, last, fade)
     return _result(y, was_1d)

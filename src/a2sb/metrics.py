@@ -125,9 +125,7 @@ def _ssim(R: np.ndarray, E: np.ndarray, win_size: int = 7) -> float:
 def _high_bins(cutoff_hz: float, n_fft: int, sample_rate: int) -> slice:
     first = int(np.floor(cutoff_hz * n_fft / sample_rate)) + 1  # first bin strictly above the cutoff
     if first > n_fft // 2:
-        raise A2SBError(
-            f"cutoff {cutoff_hz} Hz leaves no frequency bins below Nyquist ({sample_rate / 2} Hz)"
-        )
+        raise A2SBError(f"cutoff {cutoff_hz} Hz leaves no frequency bins below Nyquist ({sample_rate / 2} Hz)")
     return slice(max(first, 0), None)
 
 
@@ -163,9 +161,7 @@ def lsd(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
 
     def one(r, e):
         return float(
-            np.mean(
-                _lsd_per_frame(magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop))
-            )
+            np.mean(_lsd_per_frame(magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop)))
         )
 
     return _apply(ref, est, per_channel, one)
@@ -213,9 +209,7 @@ def lsd_high(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_ch
     return _apply(ref, est, per_channel, one)
 
 
-def gap_lsd(
-    ref, est, gaps: Sequence[tuple[float, float]], sample_rate: int = DEFAULT_RATE, per_channel=False
-):
+def gap_lsd(ref, est, gaps: Sequence[tuple[float, float]], sample_rate: int = DEFAULT_RATE, per_channel=False):
     """LSD averaged over the frames centred inside the gaps [(start_s, end_s), ...] only."""
     n_fft, hop = stft_params(sample_rate)
 
@@ -229,9 +223,7 @@ def gap_lsd(
     return _apply(ref, est, per_channel, one)
 
 
-def gap_snr(
-    ref, est, gaps: Sequence[tuple[float, float]], sample_rate: int = DEFAULT_RATE, per_channel=False
-):
+def gap_snr(ref, est, gaps: Sequence[tuple[float, float]], sample_rate: int = DEFAULT_RATE, per_channel=False):
     """Waveform SNR in dB over the samples inside the gaps (not scale invariant: level errors count)."""
 
     def one(r, e):
