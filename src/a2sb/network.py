@@ -34,24 +34,34 @@ class NetworkConfig:
     n_attn_heads: int = 8
     attention_levels: list[int] = field(default_factory=lambda: [3, 4])
     use_attn_input_norm: bool = True
-    num_res_blocks: int = 2
+    num_res_blocks: int | list[int] = 2  # ours: a list gives a count per encoder level (decoder mirrored)
     rotary_dims: int | None = None  # accepted and ignored, as in the published network
     dropout: float = 0.1
+    norm_groups: int = 32  # ours: GroupNorm groups (published: 32)
 
     def __post_init__(self):
         if isinstance(self.hidden_channels, int):
             self.hidden_channels = [self.hidden_channels] * (self.n_updown_levels + 1)
         self.hidden_channels = [int(c) for c in self.hidden_channels]
         self.attention_levels = [int(a) for a in self.attention_levels]
+        if isinstance(self.num_res_blocks, (list, tuple)):
+            self.num_res_blocks = [int(r) for r in self.num_res_blocks]
         self.validate()
+
+    def res_blocks(self, level: int) -> int:
+        """ResBlocks per encoder level `level` (decoder level l mirrors encoder level n − 1 − l)."""
+        r = self.num_res_blocks
+        return r[level] if isinstance(r, list) else r
 
     def validate(self) -> None:
         n = self.n_updown_levels
         if len(self.hidden_channels) != n + 1:
             raise ValueError(f"hidden_channels needs {n + 1} widths for n_updown_levels={n}")
+        if isinstance(self.num_res_blocks, list) and len(self.num_res_blocks) != n:
+            raise ValueError(f"num_res_blocks as a list needs {n} counts (one per level)")
         for c in self.hidden_channels:
-            if c % GROUPS:
-                raise ValueError(f"every width must be divisible by {GROUPS} (GroupNorm), got {c}")
+            if c % self.norm_groups:
+                raise ValueError(f"every width must be divisible by {self.norm_groups} (GroupNorm groups), got {c}")
         for a in self.attention_levels:
             if not 0 <= a < n:
                 raise ValueError(f"attention level {a} outside 0..{n - 1}")
@@ -88,11 +98,15 @@ PRESETS: dict[str, dict] = {
     # The published conformance vectors' configuration (see shared/reference).
     "conformance": dict(hidden_channels=[32, 32, 32, 32, 128, 128], n_attn_heads=2, attention_levels=[4],
                         band_embedding_dim=16, emb_channels=128),
-    # CPU-sized members of the family; the bundled model uses one of these (see MODEL_CARD.md).
-    "cpu-small": dict(hidden_channels=[32, 32, 64, 128, 192, 256], n_attn_heads=2, attention_levels=[4],
-                      emb_channels=128, band_embedding_dim=16),
-    "cpu-base": dict(hidden_channels=[32, 64, 96, 192, 256, 384], n_attn_heads=2, attention_levels=[3, 4],
-                     emb_channels=128, band_embedding_dim=16),
+    # CPU-sized members of the family (ours): thin at full resolution (no full-resolution ResBlocks,
+    # 16 channels), capacity at the coarse levels where it is cheap. Candidates for the bundled model;
+    # see MODEL_CARD.md for how they compare.
+    "cpu-small": dict(hidden_channels=[16, 16, 32, 64, 128, 256], num_res_blocks=[0, 1, 1, 1, 1], norm_groups=16,
+                      n_attn_heads=2, attention_levels=[4], emb_channels=128, band_embedding_dim=16),
+    "cpu-base": dict(hidden_channels=[16, 16, 32, 64, 192, 384], num_res_blocks=[0, 1, 1, 2, 2], norm_groups=16,
+                     n_attn_heads=3, attention_levels=[4], emb_channels=128, band_embedding_dim=16),
+    "cpu-fullres": dict(hidden_channels=[16, 16, 32, 64, 128, 256], num_res_blocks=[1, 1, 1, 1, 1], norm_groups=16,
+                        n_attn_heads=2, attention_levels=[4], emb_channels=128, band_embedding_dim=16),
 }
 
 
@@ -108,8 +122,8 @@ def group_norm(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
 
 
 class GroupNorm32(nn.GroupNorm):
-    def __init__(self, channels: int):
-        super().__init__(GROUPS, channels, eps=1e-5)
+    def __init__(self, channels: int, groups: int = GROUPS):
+        super().__init__(groups, channels, eps=1e-5)
 
     def forward(self, x):
         return group_norm(x, self)
@@ -153,12 +167,13 @@ class Conditioning:
 
 
 class ResBlock(nn.Module):
-    def __init__(self, channels: int, cond_channels: int, band_dim: int, dropout: float):
+    def __init__(self, channels: int, cond_channels: int, band_dim: int, dropout: float, groups: int = GROUPS):
         super().__init__()
         self.band_dim = band_dim
-        self.in_layers = nn.Sequential(GroupNorm32(channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, padding=1))
+        self.in_layers = nn.Sequential(GroupNorm32(channels, groups), nn.SiLU(),
+                                       nn.Conv2d(channels, channels, 3, padding=1))
         self.emb_layers = nn.Sequential(nn.SiLU(), nn.Conv2d(cond_channels, 2 * channels, 1))
-        self.out_norm = GroupNorm32(channels)
+        self.out_norm = GroupNorm32(channels, groups)
         self.out_rest = nn.Sequential(nn.SiLU(), nn.Dropout(dropout), nn.Conv2d(channels, channels, 3, padding=1))
         nn.init.zeros_(self.out_rest[2].weight)
         nn.init.zeros_(self.out_rest[2].bias)
@@ -209,10 +224,10 @@ class RotaryAttention(nn.Module):
     """Multi-head self-attention over all positions of the map. As published: GroupNorm at the input,
     no residual connection and no output projection."""
 
-    def __init__(self, channels: int, heads: int, input_norm: bool = True):
+    def __init__(self, channels: int, heads: int, input_norm: bool = True, groups: int = GROUPS):
         super().__init__()
         self.heads = heads
-        self.gnorm = GroupNorm32(channels) if input_norm else nn.Identity()
+        self.gnorm = GroupNorm32(channels, groups) if input_norm else nn.Identity()
         self.q_proj = nn.Conv2d(channels, channels, 1)
         self.k_proj = nn.Conv2d(channels, channels, 1)
         self.v_proj = nn.Conv2d(channels, channels, 1)
@@ -229,7 +244,8 @@ class RotaryAttention(nn.Module):
         qkv = F.linear(tokens, weight.to(tokens.dtype), bias.to(tokens.dtype))
         qkv = qkv.view(b, h * w, 3, self.heads, d).permute(2, 0, 3, 1, 4)  # (3, B, heads, HW, d)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        with torch.autocast(device_type=x.device.type, enabled=False):
+        autocast_device = x.device.type if x.device.type in ("cuda", "cpu", "mps", "xpu") else "cpu"
+        with torch.autocast(device_type=autocast_device, enabled=False):
             cos, sin = self.pos_emb.angles(h, w, x.device, q.dtype)
             q = PixelRotary.rotate(q, cos, sin)
             k = PixelRotary.rotate(k, cos, sin)
@@ -255,12 +271,20 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-def _level_blocks(width: int, cfg: NetworkConfig, attention: bool) -> nn.ModuleList:
+def _res(width: int, cfg: NetworkConfig) -> ResBlock:
+    return ResBlock(width, cfg.cond_channels, cfg.band_embedding_dim, cfg.dropout, cfg.norm_groups)
+
+
+def _attn(width: int, cfg: NetworkConfig) -> RotaryAttention:
+    return RotaryAttention(width, cfg.n_attn_heads, cfg.use_attn_input_norm, cfg.norm_groups)
+
+
+def _level_blocks(width: int, cfg: NetworkConfig, count: int, attention: bool) -> nn.ModuleList:
     blocks = []
-    for _ in range(cfg.num_res_blocks):
-        blocks.append(ResBlock(width, cfg.cond_channels, cfg.band_embedding_dim, cfg.dropout))
+    for _ in range(count):
+        blocks.append(_res(width, cfg))
         if attention:
-            blocks.append(RotaryAttention(width, cfg.n_attn_heads, cfg.use_attn_input_norm))
+            blocks.append(_attn(width, cfg))
     return nn.ModuleList(blocks)
 
 
@@ -280,17 +304,16 @@ class AttnUNetF(nn.Module):
         self.config = cfg
         n, widths, attn = cfg.n_updown_levels, cfg.hidden_channels, set(cfg.attention_levels)
         # Registration order fixes the state-dict key order of the published checkpoints.
-        self.enc_blocks = nn.ModuleList([_level_blocks(widths[l], cfg, l in attn) for l in range(n)])
+        self.enc_blocks = nn.ModuleList([_level_blocks(widths[l], cfg, cfg.res_blocks(l), l in attn)
+                                         for l in range(n)])
         self.ds_layers = nn.ModuleList([Downsample(widths[l], widths[l + 1]) for l in range(n)])
         self.us_layers = nn.ModuleList([Upsample(widths[n - l], widths[n - l - 1]) for l in range(n)])
-        self.dec_blocks = nn.ModuleList([_level_blocks(widths[n - l], cfg, (n - 1 - l) in attn) for l in range(n)])
+        mirror = [n - 1 - l for l in range(n)]  # decoder level l mirrors encoder level n - 1 - l
+        self.dec_blocks = nn.ModuleList([_level_blocks(widths[n - l], cfg, cfg.res_blocks(m), m in attn)
+                                         for l, m in enumerate(mirror)])
         self.input_projection = nn.Conv2d(cfg.in_channels, widths[0], 3, padding=1)
-        self.middle_block = nn.ModuleList([
-            ResBlock(widths[n], cfg.cond_channels, cfg.band_embedding_dim, cfg.dropout),
-            RotaryAttention(widths[n], cfg.n_attn_heads, cfg.use_attn_input_norm),
-            ResBlock(widths[n], cfg.cond_channels, cfg.band_embedding_dim, cfg.dropout),
-        ])
-        self.output_projection = nn.Sequential(GroupNorm32(widths[0]), nn.SiLU(),
+        self.middle_block = nn.ModuleList([_res(widths[n], cfg), _attn(widths[n], cfg), _res(widths[n], cfg)])
+        self.output_projection = nn.Sequential(GroupNorm32(widths[0], cfg.norm_groups), nn.SiLU(),
                                                nn.Conv2d(widths[0], cfg.out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor, time_emb: torch.Tensor) -> torch.Tensor:
@@ -317,7 +340,7 @@ class AttnUNetF(nn.Module):
 
 def count_parameters(cfg: NetworkConfig) -> int:
     """Closed-form parameter count of a configuration (SPEC 7.6), for checks without building it."""
-    e, n, c, r = cfg.cond_channels, cfg.n_updown_levels, cfg.hidden_channels, cfg.num_res_blocks
+    e, n, c, r = cfg.cond_channels, cfg.n_updown_levels, cfg.hidden_channels, cfg.res_blocks
     attn = set(cfg.attention_levels)
 
     def res(ch):
@@ -328,7 +351,7 @@ def count_parameters(cfg: NetworkConfig) -> int:
 
     total = 9 * cfg.in_channels * c[0] + c[0] + 2 * c[0] + 9 * c[0] * cfg.out_channels + cfg.out_channels
     for l in range(n):
-        total += r * res(c[l]) + r * (l in attn) * att(c[l]) + 9 * c[l] * c[l + 1] + c[l + 1]
+        total += r(l) * res(c[l]) + r(l) * (l in attn) * att(c[l]) + 9 * c[l] * c[l + 1] + c[l + 1]
         total += 9 * c[n - l] * c[n - l - 1] + c[n - l - 1]
-        total += r * res(c[n - l]) + r * ((n - 1 - l) in attn) * att(c[n - l])
+        total += r(n - 1 - l) * res(c[n - l]) + r(n - 1 - l) * ((n - 1 - l) in attn) * att(c[n - l])
     return total + 2 * res(c[n]) + att(c[n])

@@ -1,0 +1,61 @@
+"""Time one network forward pass per window (3×1024×256) for each preset; print parameters, FLOPs per
+window and achieved FLOP/s.
+
+    python benchmarks/forward.py [--presets tiny,cpu-small,cpu-base,paper] [--batch 1] [--repeats 3]
+                                 [--device cpu|cuda] [--dtype float32|bfloat16]
+
+FLOPs are counted with torch.utils.flop_counter (2 per multiply-add) on the real forward pass.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from a2sb.network import AttnUNetF, preset, time_embedding, time_multipliers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--presets", default="tiny,cpu-small,cpu-base,paper")
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--width", type=int, default=256)
+    args = parser.parse_args()
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+    name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
+    print(f"device: {name}, threads {torch.get_num_threads()}, torch {torch.__version__}, dtype {args.dtype}, "
+          f"batch {args.batch}, window 3x1024x{args.width}")
+    print(f"{'preset':<10} {'params':>12} {'GFLOP/window':>13} {'s/window':>10} {'GFLOP/s':>9}")
+    for name in args.presets.split(","):
+        cfg = preset(name)
+        net = AttnUNetF(cfg).to(device, dtype).eval()
+        x = torch.randn(args.batch, 3, 1024, args.width, device=device, dtype=dtype)
+        emb = time_embedding(torch.rand(args.batch, device=device), time_multipliers(cfg.emb_channels).to(device))
+        emb = emb.to(dtype)
+        with torch.inference_mode():
+            with FlopCounterMode(display=False) as counter:
+                net(x, emb)
+            flops = counter.get_total_flops() / args.batch
+            times = []
+            for _ in range(args.repeats):
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                start = time.perf_counter()
+                net(x, emb)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append((time.perf_counter() - start) / args.batch)
+        best = min(times)
+        print(f"{name:<10} {net.num_parameters():>12,} {flops / 1e9:>13.1f} {best:>10.3f} {flops / best / 1e9:>9.1f}")
+        del net
+
+
+if __name__ == "__main__":
+    main()
