@@ -1,0 +1,314 @@
+"""restore_audio / restore: what is kept, what is generated, lengths, rates, channels, bad input."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from scipy.signal import butter, sosfiltfilt
+
+from a2sb import pipeline
+from a2sb.errors import A2SBError
+from a2sb.model import A2SBModel
+from a2sb.network import preset
+from a2sb.pipeline import A2SBWarning, restore, restore_audio
+from a2sb.representation import from_representation, stft, to_representation
+from a2sb.sampler import PositionalNoise, sample, time_grid
+from a2sb.streaming import count_windows
+
+SR = 44100
+FAST = dict(steps=3, window=32, hop=16, batch_size=8)  # tiny windows keep the network cheap
+
+
+class ToyModel(A2SBModel):
+    """The tiny architecture with a cheap deterministic stand-in for the network: these tests are about
+    the pipeline around the network. Counts the windows it is asked for."""
+
+    def __init__(self):
+        super().__init__(preset("tiny"), t_cutoffs=[0.5])
+        self.windows = 0
+
+    def predict_noise(self, x, t, expert=None):
+        self.windows += x.shape[0]
+        t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1, 1, 1)
+        return 0.5 * torch.tanh(x + 0.3 * torch.roll(x, 1, -1) + t)
+
+
+@pytest.fixture
+def toy():
+    return ToyModel().eval()
+
+
+def music(seconds=1.0, channels=2, rate=SR, seed=0):
+    """Harmonic tones plus a little noise, different per channel."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    out = []
+    for c in range(channels):
+        f0 = 220 * (1 + 0.5 * c)
+        x = sum(0.2 / k * np.sin(2 * np.pi * f0 * k * t + k) for k in range(1, 12))
+        out.append(x + 0.01 * rng.standard_normal(len(t)))
+    return np.asarray(out, dtype=np.float32)
+
+
+def lowpass(x, hz, rate=SR):
+    return sosfiltfilt(butter(10, hz, fs=rate, output="sos"), x, axis=-1).astype(np.float32)
+
+
+def snr_db(reference, estimate):
+    return 10 * np.log10(np.sum(np.abs(reference) ** 2) / np.sum(np.abs(estimate - reference) ** 2))
+
+
+def test_bwe_keeps_the_band_below_the_cutoff(toy):
+    x = lowpass(music(1.0), 4000)
+    y, rate = restore_audio(x, SR, cutoff=4000, model=toy, **FAST)
+    assert rate == SR and y.shape == x.shape and y.dtype == np.float32
+    spec_in, spec_out = stft(torch.from_numpy(x)).numpy(), stft(torch.from_numpy(y)).numpy()
+    first = int(2048 * 4000 / SR) + 1  # FFT bin of the first generated row
+    below = slice(1, first - 3)  # the Hann main lobe spreads the new band over two bins
+    for c in range(2):
+        assert snr_db(spec_in[c, below], spec_out[c, below]) >= 30
+    assert np.sum(np.abs(spec_out[:, first + 3:]) ** 2) > 10 * np.sum(np.abs(spec_in[:, first + 3:]) ** 2)
+
+
+def test_restore_audio_is_the_reference_sampler_on_the_whole_picture(toy):
+    """The streaming pipeline == full-array picture, noise fill, sampler.sample and inverse STFT."""
+    x = lowpass(music(0.6, channels=1), 6000)
+    y, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=3, **FAST)
+    length = x.shape[1]
+    extended = np.pad(x, ((0, 0), (0, -length % 512)), mode="reflect")
+    x0 = to_representation(torch.from_numpy(extended))
+    width = x0.shape[-1]
+    mask = torch.zeros(1, 1, 1024, width)
+    mask[:, :, int(2048 * 6000 / SR):] = 1
+    x1 = x0 * (1 - mask) + mask * 0.5 * PositionalNoise(3, 1024, 3).frames(-1, 0, [0], 0, width)
+    out = sample(lambda w, t: toy.predict_noise(w, t), x1, mask, time_grid(3), window=32, hop=16, seed=3)
+    reference = from_representation(out)[:, :length].numpy()
+    assert np.abs(y - reference).max() <= 1e-4
+
+
+def gap_edges(start, end):
+    return int(round(start * SR)), int(round(end * SR))
+
+
+def test_inpainting_copies_the_input_outside_the_gaps(toy):
+    x = music(2.0)
+    gaps = [(0.5, 0.62), (1.3, 1.5)]
+    damaged = x.copy()
+    for start, end in gaps:
+        s, e = gap_edges(start, end)
+        damaged[:, s:e] = 0
+    y, rate = restore_audio(damaged, SR, gaps=gaps, model=toy, **FAST)
+    assert rate == SR and y.shape == x.shape
+    fade = int(round(pipeline.FADE_SECONDS * SR))
+    outside = np.ones(x.shape[1], bool)
+    for start, end in gaps:
+        s, e = gap_edges(start, end)
+        outside[s - fade:e + fade] = False
+        inside = y[:, s:e]
+        pieces = inside[:, : inside.shape[1] // 441 * 441].reshape(2, -1, 441)
+        assert (np.sqrt((pieces**2).mean(axis=-1)) > 1e-3).all()  # filled everywhere, every 10 ms
+        # no clicks: jumps around the edges stay within the signal's own sample-to-sample range
+        limit = np.abs(np.diff(x, axis=1)).max()
+        for edge in (s, e):
+            assert np.abs(np.diff(y[:, edge - 2 * fade:edge + 2 * fade], axis=1)).max() <= limit
+    assert np.array_equal(y[:, outside], damaged[:, outside])
+
+
+def test_fast_inpainting_runs_only_the_windows_near_gaps(toy):
+    x = music(6.0, channels=1)
+    y, _ = restore_audio(x, SR, gaps=[(3.0, 3.1)], model=toy, **FAST)
+    frames = 1 + -(-x.shape[1] // 512)
+    all_windows = count_windows(frames, 32, 16) * 2  # 2 evaluations
+    assert 0 < toy.windows <= 3 * 2 and 10 * toy.windows <= all_windows  # 3 windows touch the gap
+    s, e = gap_edges(3.0, 3.1)
+    fade = int(round(pipeline.FADE_SECONDS * SR))
+    assert np.array_equal(y[:, :s - fade], x[:, :s - fade]) and np.array_equal(y[:, e + fade:], x[:, e + fade:])
+    assert not np.array_equal(y[:, s:e], x[:, s:e])
+
+
+def test_gap_longer_than_a_window_is_fully_restored(toy):
+    x = music(3.0, channels=1)
+    damaged = x.copy()
+    s, e = gap_edges(0.8, 2.0)  # 1.2 s: more than three 32-frame windows
+    damaged[:, s:e] = 0
+    y, _ = restore_audio(damaged, SR, gaps=[(0.8, 2.0)], model=toy, **FAST)
+    pieces = y[:, s:e][:, : (e - s) // 441 * 441].reshape(-1, 441)
+    assert (np.sqrt((pieces**2).mean(axis=-1)) > 1e-3).all()
+
+
+def test_bwe_and_gaps_together(toy):
+    x = lowpass(music(1.0), 5000)
+    s, e = gap_edges(0.4, 0.5)
+    x[:, s:e] = 0
+    y, _ = restore_audio(x, SR, cutoff=5000, gaps="0.4-0.5", model=toy, **FAST)
+    assert y.shape == x.shape
+    assert np.sqrt((y[:, s:e] ** 2).mean()) > 1e-3
+
+
+def test_mono_in_mono_out_and_1d_input(toy):
+    x = lowpass(music(0.5, channels=1), 8000)
+    y, _ = restore_audio(x[0], SR, cutoff=8000, model=toy, **FAST)
+    assert y.shape == (1, x.shape[1])
+
+
+def test_short_audio_keeps_its_length(toy):
+    x = music(0.03, channels=2)
+    y, _ = restore_audio(x, SR, cutoff=8000, model=toy, **FAST)
+    assert y.shape == x.shape
+
+
+def test_other_rates_and_keep_rate(toy):
+    x48 = music(1.0, rate=48000)
+    gap = [(0.4, 0.5)]
+    y, rate = restore_audio(x48, 48000, gaps=gap, model=toy, keep_rate=True, **FAST)
+    assert rate == 48000 and y.shape == x48.shape
+    s, e = int(0.4 * 48000), int(0.5 * 48000)
+    fade = int(round(pipeline.FADE_SECONDS * 48000))
+    assert np.array_equal(y[:, :s - fade - 1], x48[:, :s - fade - 1])  # copied at the input's own rate
+    assert np.array_equal(y[:, e + fade + 1:], x48[:, e + fade + 1:])
+    y, rate = restore_audio(x48, 48000, gaps=gap, model=toy, **FAST)
+    assert rate == SR and y.shape == (2, round(48000 * SR / 48000 * x48.shape[1] / 48000))
+    x16 = lowpass(music(0.5, rate=16000), 7000, rate=16000)
+    with pytest.warns(A2SBWarning, match="below 44.1 kHz"):
+        y, rate = restore_audio(x16, 16000, cutoff=7000, model=toy, keep_rate=True, **FAST)
+    assert rate == SR and y.shape == (2, round(x16.shape[1] * SR / 16000))
+
+
+def test_same_seed_same_output_other_seed_other_output(toy):
+    x = lowpass(music(0.5, channels=1), 6000)
+    a, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, **FAST)
+    b, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, **FAST)
+    c, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=2, **FAST)
+    d, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, sampler="ode", **FAST)
+    e, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, sampler="ode", **FAST)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert np.array_equal(d, e) and not np.array_equal(a, d)
+
+
+def test_nothing_to_restore_returns_the_input(toy):
+    x = music(0.3)
+    with pytest.warns(A2SBWarning, match="nothing to restore"):
+        y, rate = restore_audio(x, SR, model=toy)
+    assert np.array_equal(y, x) and toy.windows == 0
+
+
+def test_auto_detection_is_used(toy, monkeypatch):
+    class Stub:
+        @staticmethod
+        def detect_cutoff(audio, rate):
+            return None
+
+        @staticmethod
+        def detect_gaps(audio, rate, min_gap=0.02):
+            return [(0.3, 0.4)]
+
+    monkeypatch.setattr(pipeline, "_detector", lambda: Stub)
+    x = music(1.0)
+    y, _ = restore_audio(x, SR, cutoff="auto", gaps="auto", model=toy, **FAST)
+    changed = np.flatnonzero((y != x).any(axis=0))
+    s, e = gap_edges(0.3, 0.4)
+    fade = int(round(pipeline.FADE_SECONDS * SR))
+    assert changed.min() >= s - fade and changed.max() < e + fade
+
+
+def test_long_audio_is_analysed_in_chunks(monkeypatch):
+    """Beyond WHOLE_DETECT_SECONDS, gaps come from overlapping chunks (a gap across a chunk border is
+    found once) and the cutoff from a summary of excerpts."""
+    monkeypatch.setattr(pipeline, "WHOLE_DETECT_SECONDS", 1.0)
+    monkeypatch.setattr(pipeline, "DETECT_CHUNK_SECONDS", 3.0)
+    monkeypatch.setattr(pipeline, "DETECT_OVERLAP_SECONDS", 2.0)
+    monkeypatch.setattr(pipeline, "CUTOFF_SUMMARY_SECONDS", 4.0)
+    x = lowpass(music(8.0, channels=2), 5000)
+    s, e = gap_edges(5.9, 6.1)  # across the border at 6 s
+    x[:, s:e] = 0
+    seen = []
+
+    class Spy:
+        @staticmethod
+        def detect_cutoff(audio, rate):
+            seen.append(audio.shape[1])
+            return 5000.0
+
+        @staticmethod
+        def detect_gaps(audio, rate, min_gap=0.02):
+            start = None
+            silent = np.flatnonzero((audio == 0).all(axis=0))
+            if len(silent) and 0 < silent[0] and silent[-1] < audio.shape[1] - 1:
+                start = (silent[0] / rate, (silent[-1] + 1) / rate)
+            return [start] if start else []
+
+    monkeypatch.setattr(pipeline, "_detector", lambda: Spy)
+    result = pipeline.analyse(pipeline._chunks_of_array(x, int(3.0 * SR)), 2, SR, x.shape[1],
+                              want_cutoff=True, want_gaps=True)
+    assert len(result.gaps) == 1 and abs(result.gaps[0][0] - 5.9) < 1e-3 and abs(result.gaps[0][1] - 6.1) < 1e-3
+    assert result.cutoff == 5000.0 and seen[0] < x.shape[1]
+
+
+@pytest.mark.parametrize("audio,options,message", [
+    (np.full((2, 1000), np.nan, np.float32), {}, "no finite samples"),
+    (np.zeros((2, 0), np.float32), {}, "empty"),
+    (np.zeros((3, 1000), np.float32), {}, "3 channels"),
+    (np.zeros((1, 4410), np.float32), {"cutoff": 30000}, "Nyquist"),
+    (np.zeros((1, 4410), np.float32), {"gaps": [(0.05, 0.2)]}, "outside"),
+    (np.zeros((1, 44100), np.float32), {"gaps": "0.1-0.3,0.2-0.4"}, "overlap"),
+    (np.zeros((1, 44100), np.float32), {"gaps": "0.3-0.1"}, "invalid"),
+    (np.zeros((1, 44100), np.float32), {"cutoff": "high"}, "cutoff"),
+    (np.zeros((1, 44100), np.float32), {"cutoff": 4000, "sampler": "euler"}, "sampler"),
+    (np.zeros((1, 44100), np.float32), {"cutoff": 4000, "steps": 1}, "steps"),
+    (np.zeros((1, 44100), np.float32), {"cutoff": 4000, "window": 48, "hop": 16}, "multiple of 32"),
+])
+def test_bad_input_raises_a2sb_error(toy, audio, options, message):
+    with pytest.raises(A2SBError, match=message):
+        restore_audio(audio, SR, model=toy, **options)
+
+
+def test_cutoff_above_the_input_nyquist_is_an_error(toy):
+    with pytest.raises(A2SBError, match="Nyquist frequency of"):
+        restore_audio(np.zeros((1, 16000), np.float32), 16000, cutoff=10000, model=toy)
+
+
+def test_clipping_is_reported_and_partial_nan_cleaned(toy):
+    x = music(0.5, channels=1)
+    x[0, 1000:1010] = 1.0
+    x[0, 2000] = np.nan
+    with pytest.warns(A2SBWarning) as record:
+        y, _ = restore_audio(x, SR, cutoff=8000, model=toy, **FAST)
+    text = " ".join(str(w.message) for w in record)
+    assert "clipped" in text and "NaN" in text
+    assert np.isfinite(y).all()
+
+
+def test_restore_file_without_output_returns_the_array(toy, tmp_path):
+    x = lowpass(music(0.5), 6000)
+    path = tmp_path / "in.wav"
+    sf.write(path, x.T, SR, subtype="FLOAT")
+    y, rate = restore(path, cutoff=6000, gaps=None, model=toy, **FAST)
+    z, _ = restore_audio(x, SR, cutoff=6000, model=toy, **FAST)
+    assert rate == SR and np.array_equal(y, z)
+
+
+def test_restore_file_streams_to_the_same_result(toy, tmp_path):
+    x = lowpass(music(1.0), 6000)
+    path = tmp_path / "in.wav"
+    sf.write(path, x.T, SR, subtype="FLOAT")
+    out = restore(path, tmp_path / "out.wav", cutoff=6000, gaps="off", model=toy, **FAST)
+    y, rate = sf.read(out, dtype="float32", always_2d=True)
+    z, _ = restore_audio(x, SR, cutoff=6000, model=toy, **FAST)
+    assert rate == SR and np.abs(y.T - z).max() <= 1e-6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]  # no temporary left over
+
+
+@pytest.mark.parametrize("options", [dict(cutoff=6000, gaps=None), dict(cutoff=None, gaps="0.3-0.4", keep_rate=True)])
+def test_restore_file_at_48k_matches_the_array_api(toy, tmp_path, options):
+    """Files are resampled while streaming; the result equals resampling the whole array first."""
+    x = lowpass(music(1.0, rate=48000), 6000, rate=48000)
+    path = tmp_path / "in48.wav"
+    sf.write(path, x.T, 48000, subtype="FLOAT")
+    out = restore(path, tmp_path / "out.wav", model=toy, **options, **FAST)
+    y, rate = sf.read(out, dtype="float32", always_2d=True)
+    z, rate_z = restore_audio(x, 48000, model=toy, **options, **FAST)
+    assert rate == rate_z and y.T.shape == z.shape and np.abs(y.T - z).max() <= 1e-5
+
+
+def test_auto_batch_size_is_positive(toy):
+    assert 1 <= pipeline.auto_batch_size(toy, 256, torch.device("cpu")) <= 16
