@@ -1,0 +1,345 @@
+"""Training: config, the step (overfitting, NaN skipping), exact resume, DDP, signals, export.
+
+The runs use a micro member of the `tiny` family (3 levels, 1 ResBlock per level) on 3 584-sample
+segments (512·7 -> 8 frames, a multiple of 2^3), so a step takes ~0.1 s on one CPU thread; the full
+`tiny` network needs 32-frame segments and ~1 s per step here.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from a2sb import train
+from a2sb.errors import A2SBError
+
+SR = 44100
+SEGMENT = 3584
+MICRO = {"preset": "tiny", "n_updown_levels": 3, "hidden_channels": [32, 32, 64, 64], "attention_levels": [2],
+         "num_res_blocks": 1}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Two threads on two shared, busy cores are ~10x slower than one (the threads wait for each other).
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> str:
+    """Six 1-s synthetic music files (chords plus a little noise): four train, two validation."""
+    folder = tmp_path_factory.mktemp("audio")
+    rows = ["split,file_path,duration,estimated_true_sr"]
+    t = np.arange(SR) / SR
+    for i in range(6):
+        rng = np.random.default_rng(i)
+        x = sum(0.1 * np.sin(2 * np.pi * f * t) for f in rng.uniform(100, 8000, 6))
+        x = x + 0.01 * rng.standard_normal(len(t))
+        path = folder / f"song{i}.wav"
+        sf.write(path, x.astype(np.float32), SR)
+        rows.append(f"{'train' if i < 4 else 'validation'},{path},1.0,44100")
+    out = folder / "manifest.csv"
+    out.write_text("\n".join(rows) + "\n")
+    return str(out)
+
+
+def micro_dict(manifest, run_dir, **sections) -> dict:
+    d = {
+        "model": dict(MICRO),
+        "data": {"manifests": [manifest], "segment_samples": SEGMENT, "workers": 0},
+        "optim": {"lr": 1e-3},
+        "trainer": {"run_dir": str(run_dir), "batch_size": 2, "precision": "fp32", "device": "cpu",
+                    "log_every": 1, "checkpoint_every": 1000, "keep_checkpoints": False, "tensorboard": False},
+        "validation": {"every": 0, "sample_every": 0},
+    }
+    for name, values in sections.items():
+        d.setdefault(name, {}).update(values)
+    return d
+
+
+def micro_config(manifest, run_dir, **sections) -> train.TrainConfig:
+    return train.load_config(micro_dict(manifest, run_dir, **sections))
+
+
+def train_losses(run_dir) -> dict[int, float]:
+    records = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["loss"] for r in records if r["kind"] == "train"}
+
+
+def records(run_dir, kind):
+    return [r for r in map(json.loads, (Path(run_dir) / "metrics.jsonl").read_text().splitlines())
+            if r["kind"] == kind]
+
+
+# ------------------------------------------------------------------------------------------ config
+
+@pytest.mark.parametrize("name", ["pretrain", "t_finetune_2split_0.0_0.5", "t_finetune_2split_0.5_1.0", "tiny"])
+def test_bundled_configs_load(name):
+    config = train.load_config(name)
+    assert config.data.segment_samples in (130560, 15872)
+    if name == "pretrain":
+        assert (config.optim.lr, config.optim.grad_clip, config.trainer.precision) == (8e-5, 0.5, "bf16")
+        assert (config.bridge.t_min, config.bridge.t_max, config.trainer.batch_size) == (0.0, 1.0, 10)
+    if name.startswith("t_finetune"):
+        assert config.trainer.precision == "fp32" and config.trainer.batch_size == 4
+        assert config.trainer.init_from
+        assert f"{config.bridge.t_min}_{config.bridge.t_max}" in name
+
+
+def test_defaults_are_the_published_ones(manifest, tmp_path):
+    config = micro_config(manifest, tmp_path)
+    o = train.OptimSection()
+    assert (o.lr, o.weight_decay, tuple(o.betas), o.eps, o.grad_clip, o.ema_decay) == (8e-5, 1e-8, (0.9, 0.999),
+                                                                                      1e-8, 0.5, 0.0)
+    assert train.TrainerSection().precision == "bf16"
+    trainer = train.Trainer(train.load_config(micro_dict(manifest, tmp_path, optim={"lr": 8e-5})))
+    group = trainer.optimizer.param_groups[0]
+    assert isinstance(trainer.optimizer, torch.optim.RAdam) and group["decoupled_weight_decay"]
+    assert (group["lr"], group["weight_decay"], group["betas"], group["eps"]) == (8e-5, 1e-8, (0.9, 0.999), 1e-8)
+    # the rotary frequencies are frozen parameters: not optimised
+    assert sum(p.numel() for p in trainer.params) < sum(p.numel() for p in trainer.module.parameters())
+    assert config.to_dict()["model"] == MICRO
+
+
+def test_config_errors_and_overrides(manifest, tmp_path):
+    base = micro_dict(manifest, tmp_path)
+    with pytest.raises(A2SBError, match="unknown key.*optim.*lrr"):
+        train.load_config({**base, "optim": {"lrr": 1}})
+    with pytest.raises(A2SBError, match="unknown config section"):
+        train.load_config({**base, "optimizer": {}})
+    with pytest.raises(A2SBError, match="unknown key.*model"):
+        train.load_config({**base, "model": {"preset": "tiny", "width": 3}})
+    with pytest.raises(A2SBError, match="data config"):
+        train.load_config({**base, "data": {"manifests": [manifest], "segment": 1}})
+    with pytest.raises(A2SBError, match="segment_samples=16384 gives 33 frames.*15872"):
+        train.load_config({**base, "model": {"preset": "tiny"}, "data": {"segment_samples": 16384}})
+    with pytest.raises(A2SBError, match="t_min < t_max"):
+        train.load_config({**base, "bridge": {"t_min": 0.5, "t_max": 0.5}})
+    with pytest.raises(A2SBError, match="expected int"):
+        train.load_config(base, ["trainer.batch_size=2.5"])
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(base))
+    config = train.load_config(path, ["optim.lr=3e-4", "bridge.t_max=0.5", "trainer.max_steps=7"])
+    assert config.optim.lr == 3e-4 and isinstance(config.optim.lr, float)  # YAML reads 3e-4 as a string
+    assert config.bridge.t_max == 0.5 and config.trainer.max_steps == 7
+    # a saved config reloads to the same thing
+    train.save_config(config, tmp_path / "again.yaml")
+    assert train.load_config(tmp_path / "again.yaml").to_dict() == config.to_dict()
+
+
+def test_distributed_env():
+    assert train.distributed_env({}) == train.DistInfo(1, 0, 0)
+    assert train.distributed_env({"WORLD_SIZE": "8", "RANK": "3", "LOCAL_RANK": "3"}) == train.DistInfo(8, 3, 3)
+    slurm = {"SLURM_NTASKS": "16", "SLURM_PROCID": "9", "SLURM_LOCALID": "1"}
+    assert train.distributed_env(slurm) == train.DistInfo(16, 9, 1)
+    # torchrun inside an srun allocation: torchrun's variables win
+    assert train.distributed_env({**slurm, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}).world_size == 2
+
+
+# ------------------------------------------------------------------------------------------ the step
+
+def _fixed_batch(config, seed=0):
+    from torch.utils.data import default_collate
+
+    from a2sb import data
+
+    ds = data.TrainingSet(config.data, seed=0)
+    batch = default_collate([ds[i] for i in range(2)])
+    return data.build_batch(batch, generator=torch.Generator().manual_seed(seed))
+
+
+def test_loss_decreases_when_overfitting_one_batch(manifest, tmp_path):
+    config = micro_config(manifest, tmp_path, model={"dropout": 0.0}, bridge={"t_min": 0.3, "t_max": 0.7},
+                          optim={"lr": 1e-2})
+    trainer = train.Trainer(config)
+    pictures = _fixed_batch(config)
+    # step=0 every time: the same t, bridge noise and dropout, so it is one fixed regression problem
+    losses = [trainer.train_step([pictures], step=0).loss for _ in range(50)]
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+def test_nan_step_is_skipped_without_touching_weights(manifest, tmp_path, monkeypatch):
+    trainer = train.Trainer(micro_config(manifest, tmp_path))
+    pictures = _fixed_batch(trainer.config)
+    trainer.train_step([pictures], step=0)
+    before = {k: v.clone() for k, v in trainer.module.state_dict().items()}
+    opt_steps = [float(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()]
+    real = train.masked_loss
+    monkeypatch.setattr(train, "masked_loss", lambda p, t, m: real(p, t, m) * float("nan"))
+    result = trainer.train_step([pictures], step=1)
+    assert result.skipped and not np.isfinite(result.loss)
+    after = trainer.module.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [float(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()] == opt_steps
+    monkeypatch.setattr(train, "masked_loss", real)
+    assert not trainer.train_step([pictures], step=2).skipped
+
+
+def test_too_many_non_finite_steps_stop_the_run(manifest, tmp_path, monkeypatch):
+    real = train.masked_loss
+    calls = []
+
+    def sometimes_nan(p, t, m):
+        calls.append(1)
+        return real(p, t, m) * (float("nan") if len(calls) >= 3 else 1.0)  # steps 3, 4, 5, ... fail
+
+    monkeypatch.setattr(train, "masked_loss", sometimes_nan)
+    config = micro_config(manifest, tmp_path / "run", trainer={"max_bad_steps": 3, "log_every": 100})
+    with pytest.raises(A2SBError, match=r"3 steps in a row \(3\.\.5\).*after step 2"):
+        train.run_training(config, max_steps=50)
+    last = records(tmp_path / "run", "train")[-1]
+    assert last["step"] == 5 and last["skipped_steps"] == 3
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+@pytest.fixture(scope="module")
+def full_run(manifest, tmp_path_factory):
+    """6 steps without interruption, with validation, restorations and EMA (dropout on, fp32 CPU)."""
+    run_dir = tmp_path_factory.mktemp("full")
+    extra = dict(optim={"ema_decay": 0.9},
+                 validation={"every": 3, "sample_every": 6, "max_items": 2, "sample_clips": 1, "sample_steps": 3,
+                             "batch_size": 2},
+                 trainer={"checkpoint_every": 3, "keep_checkpoints": True, "tensorboard": True})
+    d = micro_dict(manifest, run_dir, **extra)
+    result = train.run_training(train.load_config(d), max_steps=6)
+    assert result["step"] == 6 and not result["stopped"]
+    return run_dir, d
+
+
+def test_resume_reproduces_the_uninterrupted_run(full_run, tmp_path):
+    run_dir, d = full_run
+    d = json.loads(json.dumps(d))
+    d["trainer"]["run_dir"] = str(tmp_path)
+    train.run_training(train.load_config(d), max_steps=3)
+    with pytest.raises(A2SBError, match="already holds a run"):
+        train.run_training(train.load_config(d), max_steps=6)
+    train.run_training(train.load_config(d), resume=True, max_steps=6)
+    full, resumed = train_losses(run_dir), train_losses(tmp_path)
+    assert sorted(full) == sorted(resumed) == [1, 2, 3, 4, 5, 6]
+    assert all(resumed[s] == full[s] for s in full), (full, resumed)  # bit-identical
+    a, b = train.load_checkpoint(run_dir), train.load_checkpoint(tmp_path)
+    assert a["step"] == b["step"] == 6
+    for key in ("model", "ema"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
+    assert [r["loss_t0.5"] for r in records(run_dir, "val")] == [r["loss_t0.5"] for r in records(tmp_path, "val")]
+
+
+def test_run_outputs(full_run):
+    run_dir, _ = full_run
+    state = train.load_checkpoint(run_dir)
+    assert set(state) >= {"model", "optimizer", "ema", "step", "rng", "config", "counters"}
+    assert torch.is_tensor(state["rng"]["torch"]) and torch.is_tensor(state["rng"]["numpy"]["keys"])
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
+        "last.pt", "step_00000003.pt", "step_00000006.pt"]
+    val = records(run_dir, "val")
+    assert [r["step"] for r in val] == [3, 6]
+    assert set(val[0]) >= {"loss_t0.01", "loss_t0.25", "loss_t0.5", "loss_t0.75", "loss_t0.99"}
+    sample = records(run_dir, "val_sample")
+    assert len(sample) == 1 and set(sample[0]) >= {"lsd", "sispec", "log_sispec", "degraded_lsd"}
+    assert (run_dir / "samples" / "step00000006_clip0.wav").exists()
+    train_rec = records(run_dir, "train")[-1]
+    assert set(train_rec) >= {"loss", "grad_norm", "lr", "samples_per_s", "skipped_steps", "bad_files"}
+    assert list((run_dir / "tensorboard").iterdir())
+    assert train.load_config(run_dir / "config.yaml").optim.ema_decay == 0.9
+
+
+def test_init_from_run_and_export(full_run, tmp_path):
+    import a2sb
+
+    run_dir, d = full_run
+    experts = []
+    for lo, hi in ((0.5, 1.0), (0.0, 0.5)):  # given out of order: export sorts them by t range
+        e = json.loads(json.dumps(d))
+        e["bridge"] = {"t_min": lo, "t_max": hi}
+        e["optim"]["ema_decay"] = 0.0
+        e["trainer"].update(init_from=str(run_dir), init_optimizer=True, tensorboard=False)
+        e["validation"] = {"every": 0, "sample_every": 0}
+        target = tmp_path / f"expert_{lo}"
+        config = train.load_config(e)
+        trainer = train.Trainer(config)
+        train.init_weights(trainer, str(run_dir), optimizer=True)
+        source = train.load_checkpoint(run_dir)
+        assert all(torch.equal(v, source["model"][k]) for k, v in trainer.module.net.state_dict().items())
+        train.run_training(config, target, max_steps=1)
+        experts.append(str(target))
+    from a2sb.cli import main
+
+    out = tmp_path / "model"
+    assert main(["export", *experts, "-o", str(out), "--half", "--steps", "4"]) == 0
+    model = a2sb.load_model(out)
+    assert model.t_cutoffs == [0.5] and len(model.experts) == 2 and model.default_steps == 4
+    low = train.load_checkpoint(experts[1])["model"]
+    assert torch.allclose(model.experts[0].state_dict()["input_projection.weight"],
+                          low["input_projection.weight"], atol=1e-3)  # float16 storage
+    x1 = torch.randn(1, 3, 1024, 8)
+    mask = torch.zeros(1, 1, 1024, 8)
+    mask[..., 700:, :] = 1
+    out_picture = model.sample(x1, mask, window=8, hop=8, seed=0)
+    assert out_picture.shape == x1.shape and torch.isfinite(out_picture).all()
+    assert torch.equal(out_picture[..., :700, :], x1[..., :700, :])
+    # one run with EMA weights; --ema on a run without EMA is an error
+    train.export_runs([run_dir], tmp_path / "ema_model", ema=True)
+    assert len(a2sb.load_model(tmp_path / "ema_model").experts) == 1
+    with pytest.raises(A2SBError, match="no EMA"):
+        train.export_runs([experts[0]], tmp_path / "x", ema=True)
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+def _subprocess_env():
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    env.pop("WORLD_SIZE", None)
+    return env
+
+
+def test_ddp_two_processes_keep_identical_weights(manifest, tmp_path):
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(yaml.safe_dump(micro_dict(manifest, tmp_path / "run", trainer={"log_every": 1})))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "a2sb.train", str(cfg), "--max-steps", "3"]
+    proc = subprocess.run(cmd, env=_subprocess_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    state = train.load_checkpoint(tmp_path / "run")
+    assert state["world_size"] == 2 and state["step"] == 3
+    fingerprints = state["replica_fingerprints"]
+    assert fingerprints.shape[0] == 2 and torch.equal(fingerprints[0], fingerprints[1])
+    assert "x 2 processes, 4 segments per step" in proc.stdout
+    assert sorted(train_losses(tmp_path / "run")) == [1, 2, 3]
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues(manifest, tmp_path):
+    run_dir = tmp_path / "run"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(micro_dict(manifest, run_dir)))
+    proc = subprocess.Popen([sys.executable, "-m", "a2sb.train", str(cfg), "--max-steps", "100000"],
+                            env=_subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-3000:]
+    assert "stopped by SIGTERM" in out
+    state = train.load_checkpoint(run_dir)
+    stopped_at = state["step"]
+    assert stopped_at >= 2 and max(train_losses(run_dir)) == stopped_at
+    result = train.run_training(train.load_config(cfg), resume=True, max_steps=stopped_at + 1)
+    assert result["step"] == stopped_at + 1
+    assert sorted(train_losses(run_dir))[-1] == stopped_at + 1
