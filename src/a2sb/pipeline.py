@@ -210,7 +210,7 @@ def auto_batch_size(model, window: int, device: torch.device) -> int:
         limit = 64
     else:
         free = _available_ram()
-        limit = 16  # more windows per call do not make a CPU faster
+        limit = 4  # more windows per call do not make a CPU faster, only use more memory
     return int(max(1, min(limit, free // 2 // max(per_window, 1))))
 
 
@@ -422,6 +422,7 @@ class _Options:
     hop: int
     progress: bool
     name: str = ""
+    fast_inpainting: bool = True
 
 
 def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model, opts: _Options) -> None:
@@ -451,7 +452,8 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
             x0 = x0 * (1 - mask) + mask * FILL_NOISE * fill.frames(FILL_NOISE_STEP, 0, items, a, b)
         return x0, mask
 
-    masked = plan.gap_frames if plan.mode == "gaps" else None
+    # gaps only: run just the windows touching a gap (exactly the same result, see a2sb.streaming)
+    masked = plan.gap_frames if plan.mode == "gaps" and opts.fast_inpainting else None
     n_eval = opts.steps - 1
     total = count_windows(plan.frames, opts.window, opts.hop, masked) * channels * n_eval
     bar = _progress_bar(total, opts) if opts.progress else None
@@ -605,7 +607,8 @@ def _prepare(analysis: Analysis, cutoff, gaps, name: str):
     return cutoff, gaps
 
 
-def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name) -> _Options:
+def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name, fast_inpainting=True
+             ) -> _Options:
     if sampler not in ("sde", "ode"):
         raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
     steps = model.default_steps if steps is None else int(steps)
@@ -620,7 +623,8 @@ def _options(model, steps, sampler, seed, batch_size, window, hop, progress, nam
         raise A2SBError(f"batch size must be a positive integer or 'auto', got '{batch_size}'") from None
     if batch_size < 1:
         raise A2SBError(f"batch size must be a positive integer or 'auto', got {batch_size}")
-    return _Options(steps, sampler, int(seed), batch_size, int(window), int(hop), bool(progress), name)
+    return _Options(steps, sampler, int(seed), batch_size, int(window), int(hop), bool(progress), name,
+                    bool(fast_inpainting))
 
 
 def _check_window(model, window, hop) -> None:
@@ -656,7 +660,7 @@ def _as_channels(audio, downmix: bool, name: str) -> np.ndarray:
 def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="default", steps: int | None = None,
                   sampler: str = "sde", seed: int = 0, device=None, batch_size=16, window: int = 256,
                   hop: int = 128, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
-                  t_cutoffs=None, config=None) -> tuple[np.ndarray, int]:
+                  t_cutoffs=None, config=None, fast_inpainting: bool = True) -> tuple[np.ndarray, int]:
     """Restore an array: bandwidth extension above `cutoff` (Hz, "auto" or None) and/or inpainting of
     `gaps` ([(start_s, end_s)], "12.0-12.4,..." , "auto" or None).
 
@@ -664,7 +668,8 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     folder / .safetensors, released .ckpt path(s) (with `t_cutoffs`, `config`), "preset:NAME" (random
     weights) or an A2SBModel; `device` None keeps a given model where it is (else cpu). Returns
     (restored audio (channels, samples) float32, rate): 44.1 kHz, or the input rate with `keep_rate`
-    when it is higher. The output has the input's length; mono stays mono.
+    when it is higher. The output has the input's length; mono stays mono. `fast_inpainting=False`
+    runs every window even when only gaps are restored (same result, slower: for comparisons).
     """
     name = "the audio"
     if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
@@ -685,7 +690,8 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     native = ArrayWave(x) if out_rate == sample_rate else wave44
     out_length = x.shape[1] if out_rate == sample_rate else wave44.length
     net = resolve_model(model, device, t_cutoffs, config) if plan.mode != "none" else None
-    opts = _options(net, steps, sampler, seed, batch_size, window, hop, progress, "") if net is not None else None
+    opts = None if net is None else _options(net, steps, sampler, seed, batch_size, window, hop, progress, "",
+                                             fast_inpainting)
     sink = ArraySink(x.shape[0])
     _run(plan, wave44, native, out_rate, out_length, sink.write, net, opts)
     return sink.result(), out_rate
@@ -693,7 +699,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
 
 def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler="sde",
             seed=0, device=None, batch_size=16, window=256, hop=128, progress=False, keep_rate=False,
-            downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None):
+            downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True):
     """Restore an audio file. Without `output`, returns (audio (channels, samples), rate) like
     `restore_audio`; with it, streams the result to that .wav/.flac file in bounded memory (written to a
     temporary file and renamed at the end) and returns its path. `plot` also writes a PNG of input and
@@ -705,12 +711,13 @@ def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", 
         return restore_audio(audio, rate, cutoff=cutoff, gaps=gaps, model=model, steps=steps,
                              sampler=sampler, seed=seed, device=device, batch_size=batch_size, window=window,
                              hop=hop, progress=progress, keep_rate=keep_rate, downmix=downmix,
-                             t_cutoffs=t_cutoffs, config=config)
+                             t_cutoffs=t_cutoffs, config=config, fast_inpainting=fast_inpainting)
     job = _Job(path, Path(output), parse_cutoff(cutoff), parse_gaps(gaps), downmix, overwrite)
     job.validate()
     return job.run(_ModelCache(model).get, dict(steps=steps, sampler=sampler, seed=seed, device=device,
                                          batch_size=batch_size, window=window, hop=hop, progress=progress,
-                                         keep_rate=keep_rate, plot=plot, t_cutoffs=t_cutoffs, config=config))
+                                         keep_rate=keep_rate, plot=plot, t_cutoffs=t_cutoffs, config=config,
+                                         fast_inpainting=fast_inpainting))
 
 
 def _check_input(path: str, downmix: bool):
@@ -768,7 +775,8 @@ class _Job:
         if plan.mode != "none":
             net = get_model(options["device"], options["t_cutoffs"], options["config"])
             opts = _options(net, options["steps"], options["sampler"], options["seed"], options["batch_size"],
-                            options["window"], options["hop"], options["progress"], Path(self.path).name)
+                            options["window"], options["hop"], options["progress"], Path(self.path).name,
+                            options.get("fast_inpainting", True))
         try:
             with FileSink(self.output, out_rate, wave.channels) as sink:
                 _run(plan, wave, native, out_rate, native.length, sink.write, net, opts)

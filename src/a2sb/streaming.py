@@ -201,16 +201,15 @@ def stream_sample(denoise: BatchDenoiseFn, source: SourceFn, width: int, n_items
 
     def run(jobs: list[tuple[int, int]]):
         entries = [(i, k, c) for i, k in jobs for c in range(n_items)]
-        windows = {}
         for start in range(0, len(entries), batch_size):
             chunk = entries[start:start + batch_size]
-            batch = []
-            for i, k, c in chunk:
-                if (i, k) not in windows:
-                    windows[(i, k)] = torch.cat([state(i, b) for b in geo.blocks_of(k)], dim=-1)
-                batch.append(windows[(i, k)][c])
+            first = state(chunk[0][0], chunk[0][1] * geo.per_hop)
+            batch = first.new_empty(len(chunk), *first.shape[1:-1], window)
+            for n, (i, k, c) in enumerate(chunk):  # copy the window's blocks straight into the batch
+                for j, b in enumerate(geo.blocks_of(k)):
+                    batch[n, ..., j * g:(j + 1) * g] = state(i, b)[c]
             t = torch.tensor([t_list[i] for i, _, _ in chunk], dtype=torch.float32)
-            out = denoise(torch.stack(batch), t.to(batch[0].device))
+            out = denoise(batch, t.to(batch.device))
             for (i, k, c), v in zip(chunk, out):
                 for j, b in enumerate(geo.blocks_of(k)):
                     acc = sums[i].get(b)
