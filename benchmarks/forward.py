@@ -4,7 +4,8 @@ window and achieved FLOP/s.
     python benchmarks/forward.py [--presets tiny,cpu-small,cpu-base,paper] [--batch 1] [--repeats 3]
                                  [--device cpu|cuda] [--dtype float32|bfloat16]
 
-FLOPs are counted with torch.utils.flop_counter (2 per multiply-add) on the real forward pass.
+FLOPs are counted with torch.utils.flop_counter (2 per multiply-add) on a meta-device pass (no compute);
+the first real pass is a warm-up unless --no-warmup (used for the 565M paper network on a CPU).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--no-warmup", action="store_true")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
@@ -35,14 +37,16 @@ def main() -> None:
     print(f"{'preset':<10} {'params':>12} {'GFLOP/window':>13} {'s/window':>10} {'GFLOP/s':>9}")
     for name in args.presets.split(","):
         cfg = preset(name)
+        with torch.device("meta"), FlopCounterMode(display=False) as counter:
+            AttnUNetF(cfg)(torch.zeros(args.batch, 3, 1024, args.width), torch.zeros(args.batch, cfg.emb_channels))
+        flops = counter.get_total_flops() / args.batch
         net = AttnUNetF(cfg).to(device, dtype).eval()
         x = torch.randn(args.batch, 3, 1024, args.width, device=device, dtype=dtype)
         emb = time_embedding(torch.rand(args.batch, device=device), time_multipliers(cfg.emb_channels).to(device))
         emb = emb.to(dtype)
         with torch.inference_mode():
-            with FlopCounterMode(display=False) as counter:
+            if not args.no_warmup:
                 net(x, emb)
-            flops = counter.get_total_flops() / args.batch
             times = []
             for _ in range(args.repeats):
                 if device.type == "cuda":

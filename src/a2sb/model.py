@@ -33,7 +33,7 @@ class A2SBModel(nn.Module):
 
     def __init__(self, config: NetworkConfig, experts: Sequence[nn.Module] | None = None,
                  t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
-                 provenance: dict | None = None):
+                 provenance: dict | None = None, default_window: int = 256, default_hop: int = 128):
         super().__init__()
         self.config = config
         self.t_cutoffs = [float(c) for c in t_cutoffs]
@@ -47,7 +47,10 @@ class A2SBModel(nn.Module):
         self.experts = nn.ModuleList(experts)
         self.register_buffer("multipliers", time_multipliers(config.emb_channels))
         self.schedule = BridgeSchedule(beta_max)
+        # sampling defaults of this model (published: 50 steps, 256-frame windows with hop 128); a model
+        # trained on shorter segments restores best with windows of its training length
         self.default_steps = int(default_steps)
+        self.default_window, self.default_hop = int(default_window), int(default_hop)
         self.provenance = dict(provenance or {})
 
     @property
@@ -80,13 +83,16 @@ class A2SBModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, x1: torch.Tensor, mask: torch.Tensor, *, steps: int | None = None,
-               t_steps: torch.Tensor | None = None, sampler: str = "sde", window: int = 256, hop: int = 128,
+               t_steps: torch.Tensor | None = None, sampler: str = "sde", window: int | None = None,
+               hop: int | None = None,
                seed: int | None = None, batch_size: int = 16, progress=None) -> torch.Tensor:
         """Restore the masked region of picture x1 (B×3×H×W); mask is 1 where content is generated."""
         if sampler not in ("sde", "ode"):
             raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
         if t_steps is None:
             t_steps = time_grid(steps or self.default_steps)
+        window = window or self.default_window
+        hop = hop or self.default_hop
         x1 = x1.to(self.device)
         mask = mask.to(self.device)
 
@@ -104,7 +110,7 @@ class A2SBModel(nn.Module):
             "beta_max": self.schedule.beta_max,
             "stft": {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop": HOP, "window": "hann-periodic",
                      "power": 0.25, "dc_dropped": True},
-            "sampling": {"steps": self.default_steps},
+            "sampling": {"steps": self.default_steps, "window": self.default_window, "hop": self.default_hop},
             "provenance": self.provenance,
         }
 
@@ -233,8 +239,10 @@ def _load_bundle(source, config) -> A2SBModel:
         raise A2SBError(f"no model '{source}': not a file or folder, nor a bundled model (bundled: {names})")
     states, meta = checkpoint.load_bundle(path)
     cfg = network_config(config) if config is not None else network_config(meta.get("architecture"))
+    sampling = meta.get("sampling", {})
     model = _build(cfg, states, [str(path)] * len(states), t_cutoffs=meta.get("t_cutoffs", []),
-                   beta_max=meta.get("beta_max", 1.0), default_steps=meta.get("sampling", {}).get("steps", 50),
+                   beta_max=meta.get("beta_max", 1.0), default_steps=sampling.get("steps", PUBLISHED_STEPS),
+                   default_window=sampling.get("window", 256), default_hop=sampling.get("hop", 128),
                    provenance=meta.get("provenance", {}))
     if "time_multipliers" in meta:
         model.multipliers.copy_(torch.tensor(meta["time_multipliers"]).reshape(model.multipliers.shape))

@@ -1124,8 +1124,11 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
         experts.append(net.eval())
         provenance.append({"checkpoint": os.path.abspath(state["path"]), "step": int(state["step"]),
                            "t_range": list(ranges[i]), "ema": ema})
+    # restore with windows as long as the training segments (rotary positions are relative to the map)
+    frames = 1 + int(states[0]["config"].get("data", {}).get("segment_samples", 130560)) // 512
+    window = min(256, frames - frames % 2 ** nets[0].n_updown_levels)
     model = A2SBModel(nets[0], experts, t_cutoffs=t_cutoffs, beta_max=betas.pop(),
-                      default_steps=steps or PUBLISHED_STEPS,
+                      default_steps=steps or PUBLISHED_STEPS, default_window=window, default_hop=window // 2,
                       provenance={"source": "a2sb train", "experts": provenance})
     save_model(model, output, half=half)
     return model
