@@ -202,7 +202,8 @@ def auto_batch_size(model, window: int, device: torch.device) -> int:
     per_window = 0
     for level, channels in enumerate(cfg.hidden_channels):
         pixels = (N_ROWS >> level) * (window >> level)
-        per_window += 4 * channels * pixels * (cfg.num_res_blocks + 4)
+        blocks = cfg.res_blocks(min(level, levels - 2)) if levels > 1 else 2
+        per_window += 4 * channels * pixels * (blocks + 4)
         if level in cfg.attention_levels or level == levels - 1:
             per_window += 4 * cfg.n_attn_heads * pixels * pixels
     if device.type == "cuda":
