@@ -615,6 +615,9 @@ def _options(model, steps, sampler, seed, batch_size, window, hop, progress, nam
     steps = model.default_steps if steps is None else int(steps)
     if steps < 2:
         raise A2SBError(f"steps must be at least 2 (steps − 1 network evaluations), got {steps}")
+    window = getattr(model, "default_window", 256) if window is None else window
+    hop = (getattr(model, "default_hop", window // 2) if window == getattr(model, "default_window", 256)
+           else window // 2) if hop is None else hop
     _check_window(model, window, hop)
     if batch_size == "auto":
         batch_size = auto_batch_size(model, window, model.device)
@@ -659,8 +662,8 @@ def _as_channels(audio, downmix: bool, name: str) -> np.ndarray:
 
 
 def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="default", steps: int | None = None,
-                  sampler: str = "sde", seed: int = 0, device=None, batch_size=16, window: int = 256,
-                  hop: int = 128, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
+                  sampler: str = "sde", seed: int = 0, device=None, batch_size=16, window: int | None = None,
+                  hop: int | None = None, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
                   t_cutoffs=None, config=None, fast_inpainting: bool = True) -> tuple[np.ndarray, int]:
     """Restore an array: bandwidth extension above `cutoff` (Hz, "auto" or None) and/or inpainting of
     `gaps` ([(start_s, end_s)], "12.0-12.4,..." , "auto" or None).
@@ -699,7 +702,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
 
 
 def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler="sde",
-            seed=0, device=None, batch_size=16, window=256, hop=128, progress=False, keep_rate=False,
+            seed=0, device=None, batch_size=16, window=None, hop=None, progress=False, keep_rate=False,
             downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True):
     """Restore an audio file. Without `output`, returns (audio (channels, samples), rate) like
     `restore_audio`; with it, streams the result to that .wav/.flac file in bounded memory (written to a
@@ -827,8 +830,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"), default="auto")
     p.add_argument("--batch-size", type=_batch_size, default="auto", help="windows per network call, or auto")
-    p.add_argument("--window", type=int, default=256, help="MultiDiffusion window in frames (default 256)")
-    p.add_argument("--hop", type=int, default=128, help="MultiDiffusion hop in frames (default 128)")
+    p.add_argument("--window", type=int, default=None,
+                   help="MultiDiffusion window in frames (default: the model's, 256 for the published models)")
+    p.add_argument("--hop", type=int, default=None, help="MultiDiffusion hop in frames (default: window / 2)")
     p.add_argument("--format", choices=("wav", "flac"), default=None, help="output format")
     p.add_argument("--keep-rate", action="store_true", help="write at the input's rate when it is above 44.1 kHz")
     p.add_argument("--plot", action="store_true", help="also write a PNG of input/output spectrograms")
