@@ -121,7 +121,7 @@ def _measured_edge(clean, degraded, drop_db):
     """Highest frequency where degraded/clean power is still above -drop_db."""
     grid, clean_power = _smoothed_power(clean)
     _, degraded_power = _smoothed_power(degraded)
-    ratio_db = 10 * np.log10(degraded_power / clean_power)
+    ratio_db = 10 * np.log10((degraded_power + 1e-30) / (clean_power + 1e-30))
     return grid[np.flatnonzero(ratio_db >= -drop_db)[-1]]
 
 
@@ -211,6 +211,16 @@ def test_quiet_majority_does_not_pull_the_cutoff_down():
     audio[:, : int(0.8 * audio.shape[1])] *= 0.01
     found = detect_cutoff(dither(audio), RATE)
     assert found == pytest.approx(9000, rel=0.03)
+
+
+# Louder noise leaves less of a Butterworth's fall above the floor to fit: 5 % at -70 dBFS.
+@pytest.mark.parametrize("noise_db, tolerance", [(-80.0, 0.03), (-70.0, 0.05)])
+def test_cutoff_under_added_noise(noise_db, tolerance):
+    clean = music(seed=5)
+    for fc in (3000, 8000):
+        butter = _iir(clean, sps.butter(8, fc, fs=RATE, output="sos"))
+        assert detect_cutoff(dither(butter, noise_db), RATE) == pytest.approx(fc, rel=tolerance)
+    assert detect_cutoff(dither(_brickwall(clean, 14000), noise_db), RATE) == pytest.approx(14000, rel=0.01)
 
 
 def test_cutoff_of_other_sample_rates():

@@ -8,9 +8,9 @@ pushed up by noise), this looks for a *cliff* in the long-term spectrum: a fall 
 at its floor up to Nyquist). The edge is then located by fitting a Butterworth-shaped knee, so the
 result is the -3 dB point for gentle filters and the edge for brick-wall, resampling and MP3 cutoffs.
 
-Gaps: runs where every channel is digitally silent or far (`GAP_DEPTH_DB`) below the surrounding
-second of music. A dropout in one channel only is not a gap: inpainting works on the whole signal and
-the other channel still carries the music there.
+Gaps: runs where every channel is digitally silent, or is at the recording's noise floor and far
+(`GAP_DEPTH_DB`) below the surrounding second of music. A dropout in one channel only is not a gap:
+inpainting works on the whole signal and the other channel still carries the music there.
 """
 
 from __future__ import annotations
@@ -26,6 +26,15 @@ FULL_BAND_HZ = 0.9 * 22050
 MIN_CUTOFF_HZ = 500.0
 CLIFF_DROP_DB = 30.0
 CLIFF_SPAN_OCT = 1.5
+
+# Knee fit (octaves are on the warped axis, see _warp)
+FIT_DEPTH_DB = 60.0  # fit the fall down to this far below the passband ...
+FLOOR_MARGIN_DB = 15.0  # ... or to this far above the floor, where noise bends the slope
+FIT_BELOW_OCT = 1.0  # passband included in the first pass
+KNEE_BELOW_START_OCT = 0.25  # how far below the cliff's start the knee may lie
+REFINE_OCT = 1.5  # second pass: this much passband and fall around the first knee
+OPENING_OCT = 1 / 12  # peaks narrower than this are removed before the search
+KNEE_ORDERS = np.array([2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 128, 256])
 
 GRID_STEPS_PER_OCT = 192
 SMOOTH_OCT = 1 / 48
@@ -158,9 +167,8 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> float | 
     if not is_cliff.any():
         return None
     start = int(np.argmax(is_cliff))  # the lowest cliff: content above it is at most residue
-    # The fit covers the passband below and the fall down to FIT_DEPTH_DB or to just above the floor
-    # (where added noise bends the slope). A second pass with less passband below the first knee
-    # keeps the music's own spectral curvature from biasing the extrapolated passband level.
+    # The fit covers the passband below and the fall down to FIT_DEPTH_DB or to just above the floor.
+    # A second pass centres the window on the first knee, so both sides weigh alike.
     floor = max(ceiling[start] - FIT_DEPTH_DB, ceiling[-1] + FLOOR_MARGIN_DB)
     below_floor = np.flatnonzero(level[start:] <= floor)
     end = start + (below_floor[0] if len(below_floor) else len(grid) - start)
@@ -168,21 +176,9 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> float | 
     first = start - int(FIT_BELOW_OCT * step)
     knee = _fit_knee(grid, level, first, end, start - int(KNEE_BELOW_START_OCT * step), end, 4)
     k = int(np.searchsorted(grid, knee))
-    end = min(end, k + int(REFINE_ABOVE_OCT * step)) if REFINE_ABOVE_OCT else end
-    knee = _fit_knee(grid, level, k - int(REFINE_BELOW_OCT * step), end, k - step // 8, k + step // 8)
+    end = min(end, k + int(REFINE_OCT * step))
+    knee = _fit_knee(grid, level, k - int(REFINE_OCT * step), end, k - step // 8, k + step // 8)
     return float(_unwarp(knee, nyquist))
-
-
-FIT_DEPTH_DB = 60.0
-FLOOR_MARGIN_DB = 15.0
-FIT_BELOW_OCT = 1.0
-KNEE_BELOW_START_OCT = 0.25
-REFINE_BELOW_OCT = 0.75
-REFINE_ABOVE_OCT = 0
-OPENING_OCT = 1 / 12
-KNEE_ORDERS = np.array([2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 128, 256])
-DEBUG = False
-CURVED = False
 
 
 def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, knee_stride: int = 1) -> float:
@@ -196,27 +192,20 @@ def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, kne
     x = grid[first:end]
     y = level[first:end]
     knees = grid[knee_lo:knee_hi:knee_stride]
-    best = (np.inf, grid[knee_lo], 0)
+    best = (np.inf, grid[knee_lo])
     for order in KNEE_ORDERS:
-        # undo the order-n rolloff for every candidate knee (rows); the rest must be a line in x
+        # undo the order-n rolloff for every candidate knee (rows)
         u = x[None, :] - knees[:, None]
         target = y[None, :] + 10 * np.log10(1 + 2.0 ** np.clip(2 * order * u, -60, 60))
-        if CURVED:
-            basis = np.stack([np.ones_like(u), u, u**2], axis=-1)  # knees × points × 3
-            gram = np.einsum("kpi,kpj->kij", basis, basis)
-            rhs = np.einsum("kpi,kp->ki", basis, target)
-            coef = np.linalg.solve(gram, rhs[..., None])[..., 0]
-            residual = ((target - np.einsum("kpi,ki->kp", basis, coef)) ** 2).sum(axis=1)
-        else:
-            du = u - u.mean(axis=1, keepdims=True)
-            dt = target - target.mean(axis=1, keepdims=True)
-            slope = (du * dt).sum(axis=1, keepdims=True) / (du**2).sum(axis=1, keepdims=True)
-            residual = ((dt - slope * du) ** 2).sum(axis=1)
+        # the rest must be the music's own smooth spectrum: a + b·u + c·u² (curved: music spectra
+        # steepen or flatten across the two octaves around a low cutoff), per-knee least squares
+        basis = np.stack([np.ones_like(u), u, u**2], axis=-1)  # knees × points × 3
+        gram = np.einsum("kpi,kpj->kij", basis, basis)
+        coef = np.linalg.solve(gram, np.einsum("kpi,kp->ki", basis, target)[..., None])
+        residual = ((target - (basis @ coef)[..., 0]) ** 2).sum(axis=1)
         i = int(np.argmin(residual))
         if residual[i] < best[0]:
-            best = (residual[i], knees[i], order)
-    if DEBUG:
-        print("fit", x[0], x[-1], "knee", best[1], "order", best[2])
+            best = (residual[i], knees[i])
     return float(best[1])
 
 
