@@ -343,3 +343,26 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(manifest, tmp_path):
     result = train.run_training(train.load_config(cfg), resume=True, max_steps=stopped_at + 1)
     assert result["step"] == stopped_at + 1
     assert sorted(train_losses(run_dir))[-1] == stopped_at + 1
+
+
+def test_ema_warmup_forgets_the_initial_weights():
+    """decay min(d, (1+n)/(10+n)): the first update keeps 10 % of the old value, later ones approach d."""
+    module = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        module.weight.fill_(0.0)
+    ema = train.EMA(module, decay=0.999)
+    with torch.no_grad():
+        module.weight.fill_(1.0)
+    ema.update(module, 0)  # decay 0.1
+    assert ema.state["weight"].item() == pytest.approx(0.9, abs=1e-6)
+    assert ema.decay_at(90) == pytest.approx(91 / 100)
+    assert ema.decay_at(10**6) == pytest.approx(0.999)
+    # 1000 steps from an all-zero start: the warm-up leaves ~1 % of the start, a plain EMA 37 %
+    plain = train.EMA(torch.nn.Linear(1, 1, bias=False), decay=0.999, warmup=False)
+    plain.state["weight"].fill_(0.0)
+    ema.state["weight"].fill_(0.0)
+    for n in range(1000):
+        ema.update(module, n)
+        plain.update(module, n)
+    assert 1 - ema.state["weight"].item() < 0.02
+    assert 1 - plain.state["weight"].item() == pytest.approx(0.999**1000, rel=1e-3)

@@ -144,6 +144,7 @@ class OptimSection:
     grad_clip: float = 0.5  # global L2 norm; 0 disables clipping (the norm is still logged)
     grad_accum: int = 1
     ema_decay: float = 0.0  # 0 = no EMA of the weights (published)
+    ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step)): forget the initial weights
 
 
 @dataclass
@@ -450,18 +451,28 @@ class BridgeNet(nn.Module):
 
 
 class EMA:
-    """Exponential moving average of a module's floating-point state (float32 copies)."""
+    """Exponential moving average of a module's floating-point state (float32 copies).
 
-    def __init__(self, module: nn.Module, decay: float):
+    With `warmup`, the decay after n updates is min(decay, (1 + n) / (10 + n)), so the average forgets
+    the random initial weights within the first few hundred steps instead of carrying them for
+    ~1/(1 − decay) steps (with decay 0.999 they would still weigh 37 % after 1000 steps)."""
+
+    def __init__(self, module: nn.Module, decay: float, warmup: bool = True):
         self.decay = decay
+        self.warmup = warmup
         self.state = {k: v.detach().clone().float() if v.is_floating_point() else v.detach().clone()
                       for k, v in module.state_dict().items()}
 
+    def decay_at(self, updates: int) -> float:
+        return min(self.decay, (1 + updates) / (10 + updates)) if self.warmup else self.decay
+
     @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
+    def update(self, module: nn.Module, updates: int = 10**9) -> None:
+        """Fold in the module's weights; `updates` = number of earlier updates (the optimiser step)."""
+        decay = self.decay_at(updates)
         for k, v in module.state_dict().items():
             if v.is_floating_point():
-                self.state[k].lerp_(v.detach().float(), 1.0 - self.decay)
+                self.state[k].lerp_(v.detach().float(), 1.0 - decay)
             else:
                 self.state[k].copy_(v)
 
@@ -490,7 +501,7 @@ class Trainer:
         o = config.optim
         self.optimizer = torch.optim.RAdam(self.params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                            weight_decay=o.weight_decay, decoupled_weight_decay=True)
-        self.ema = EMA(self.module, o.ema_decay) if o.ema_decay > 0 else None
+        self.ema = EMA(self.module, o.ema_decay, o.ema_warmup) if o.ema_decay > 0 else None
         self.autocast_dtype = None
         if config.trainer.precision == "bf16" and self.device.type == "cuda":
             self.autocast_dtype = torch.bfloat16
@@ -583,7 +594,7 @@ class Trainer:
         else:
             self.optimizer.step()
             if self.ema is not None:
-                self.ema.update(self.module)
+                self.ema.update(self.module, step)
         return StepResult(loss_value, norm_value, skipped, stop_flag > 0)
 
     def replica_fingerprint(self) -> torch.Tensor:
