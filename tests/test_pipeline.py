@@ -9,6 +9,8 @@ from scipy.signal import butter, sosfiltfilt
 from a2sb import pipeline
 from a2sb.errors import A2SBError
 from a2sb.model import A2SBModel
+from a2sb.model import load_model as a2sb_load
+from a2sb.model import save_model as a2sb_save
 from a2sb.network import preset
 from a2sb.pipeline import A2SBWarning, restore, restore_audio
 from a2sb.representation import from_representation, stft, to_representation
@@ -185,6 +187,22 @@ def test_same_seed_same_output_other_seed_other_output(toy):
     e, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, sampler="ode", **FAST)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert np.array_equal(d, e) and not np.array_equal(a, d)
+
+
+def test_the_models_default_sampler_is_used_and_saved(toy, tmp_path):
+    """sampler=None takes the model's default; a saved bundle keeps it."""
+    x = lowpass(music(0.5, channels=1), 6000)
+    sde, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, sampler="sde", **FAST)
+    ode, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, sampler="ode", **FAST)
+    toy.default_sampler = "ode"
+    default, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, **FAST)
+    assert np.array_equal(default, ode) and not np.array_equal(default, sde)
+    model = A2SBModel(preset("tiny"), default_sampler="ode", default_steps=7)
+    a2sb_save(model, tmp_path / "m")
+    again = a2sb_load(tmp_path / "m")
+    assert (again.default_sampler, again.default_steps) == ("ode", 7)
+    with pytest.raises(A2SBError, match="sampler"):
+        A2SBModel(preset("tiny"), default_sampler="euler")
 
 
 def test_nothing_to_restore_returns_the_input(toy):

@@ -62,7 +62,8 @@ def add_commands(subparsers) -> None:
     quality.add_argument("--every", type=float, default=5.0, help="inpaint: one centred gap per SEC (default 5)")
     quality.add_argument("--methods", help="comma-separated; default: all baselines of the task plus a2sb")
     quality.add_argument("--model", help="a2sb: model name or path")
-    quality.add_argument("--steps", type=int, help="a2sb: sampling steps")
+    quality.add_argument("--steps", type=int, help="a2sb: sampling steps (default: the model's)")
+    quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
     quality.add_argument("--max-seconds", type=float, metavar="S", help="score only the middle S seconds of a file")
     quality.add_argument("--plot", metavar="PNG", help="write a per-file plot of the scores")
     quality.add_argument("--json", metavar="FILE", help="write per-file scores and the summary as JSON")
@@ -142,10 +143,10 @@ def _import_restore_audio():
     return restore_audio
 
 
-def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None):
+def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None, sampler=None):
     """Restore with the A2SB pipeline (imported only when used: it loads torch models)."""
     restore_audio = _import_restore_audio()
-    options = {"model": model, "steps": steps}
+    options = {"model": model, "steps": steps, "sampler": sampler}
     restored, rate = restore_audio(
         audio,
         sample_rate,
@@ -164,7 +165,8 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
     available = dict(baselines.BWE_METHODS if task == "bwe" else baselines.INPAINT_METHODS)
 
     def a2sb(audio, sample_rate, cutoff_hz=None, gaps=None):
-        return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps)
+        return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
+                            sampler=args.sampler)
 
     available["a2sb"] = a2sb
     chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS[task]).split(",") if name.strip()]
@@ -290,7 +292,7 @@ def _bench_quality_command(args) -> int:
         plot_per_file(records, metrics, args.plot, title=f"{args.task}: {setting}")
     if args.json:
         settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
-        settings.update(model=args.model, steps=args.steps, directory=str(directory))
+        settings.update(model=args.model, steps=args.steps, sampler=args.sampler, directory=str(directory))
         _write_json(args.json, {"settings": settings, "summary": summary, "files": records})
     return 0
 

@@ -33,7 +33,8 @@ class A2SBModel(nn.Module):
 
     def __init__(self, config: NetworkConfig, experts: Sequence[nn.Module] | None = None,
                  t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
-                 provenance: dict | None = None, default_window: int = 256, default_hop: int = 128):
+                 provenance: dict | None = None, default_window: int = 256, default_hop: int = 128,
+                 default_sampler: str = "sde"):
         super().__init__()
         self.config = config
         self.t_cutoffs = [float(c) for c in t_cutoffs]
@@ -51,6 +52,9 @@ class A2SBModel(nn.Module):
         # trained on shorter segments restores best with windows of its training length
         self.default_steps = int(default_steps)
         self.default_window, self.default_hop = int(default_window), int(default_hop)
+        if default_sampler not in ("sde", "ode"):
+            raise A2SBError(f"sampler must be 'sde' or 'ode', got '{default_sampler}'")
+        self.default_sampler = default_sampler
         self.provenance = dict(provenance or {})
 
     @property
@@ -83,10 +87,11 @@ class A2SBModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, x1: torch.Tensor, mask: torch.Tensor, *, steps: int | None = None,
-               t_steps: torch.Tensor | None = None, sampler: str = "sde", window: int | None = None,
+               t_steps: torch.Tensor | None = None, sampler: str | None = None, window: int | None = None,
                hop: int | None = None,
                seed: int | None = None, batch_size: int = 16, progress=None) -> torch.Tensor:
         """Restore the masked region of picture x1 (B×3×H×W); mask is 1 where content is generated."""
+        sampler = sampler or self.default_sampler
         if sampler not in ("sde", "ode"):
             raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
         if t_steps is None:
@@ -110,7 +115,8 @@ class A2SBModel(nn.Module):
             "beta_max": self.schedule.beta_max,
             "stft": {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop": HOP, "window": "hann-periodic",
                      "power": 0.25, "dc_dropped": True},
-            "sampling": {"steps": self.default_steps, "window": self.default_window, "hop": self.default_hop},
+            "sampling": {"steps": self.default_steps, "window": self.default_window, "hop": self.default_hop,
+                         "sampler": self.default_sampler},
             "provenance": self.provenance,
         }
 
@@ -243,7 +249,7 @@ def _load_bundle(source, config) -> A2SBModel:
     model = _build(cfg, states, [str(path)] * len(states), t_cutoffs=meta.get("t_cutoffs", []),
                    beta_max=meta.get("beta_max", 1.0), default_steps=sampling.get("steps", PUBLISHED_STEPS),
                    default_window=sampling.get("window", 256), default_hop=sampling.get("hop", 128),
-                   provenance=meta.get("provenance", {}))
+                   default_sampler=sampling.get("sampler", "sde"), provenance=meta.get("provenance", {}))
     if "time_multipliers" in meta:
         model.multipliers.copy_(torch.tensor(meta["time_multipliers"]).reshape(model.multipliers.shape))
     return model

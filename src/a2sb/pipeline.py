@@ -610,6 +610,7 @@ def _prepare(analysis: Analysis, cutoff, gaps, name: str):
 
 def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name, fast_inpainting=True
              ) -> _Options:
+    sampler = getattr(model, "default_sampler", "sde") if sampler is None else sampler
     if sampler not in ("sde", "ode"):
         raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
     steps = model.default_steps if steps is None else int(steps)
@@ -662,7 +663,7 @@ def _as_channels(audio, downmix: bool, name: str) -> np.ndarray:
 
 
 def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="default", steps: int | None = None,
-                  sampler: str = "sde", seed: int = 0, device=None, batch_size=16, window: int | None = None,
+                  sampler: str | None = None, seed: int = 0, device=None, batch_size=16, window: int | None = None,
                   hop: int | None = None, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
                   t_cutoffs=None, config=None, fast_inpainting: bool = True) -> tuple[np.ndarray, int]:
     """Restore an array: bandwidth extension above `cutoff` (Hz, "auto" or None) and/or inpainting of
@@ -701,7 +702,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     return sink.result(), out_rate
 
 
-def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler="sde",
+def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler=None,
             seed=0, device=None, batch_size=16, window=None, hop=None, progress=False, keep_rate=False,
             downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True):
     """Restore an audio file. Without `output`, returns (audio (channels, samples), rate) like
@@ -826,7 +827,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--t-cutoffs", type=_floats, default=None, help="t cutoffs between the checkpoints, e.g. 0.5")
     p.add_argument("--config", default=None, help="network config (YAML/JSON) for --checkpoint")
     p.add_argument("--steps", type=int, default=None, help="time grid points (steps − 1 network calls)")
-    p.add_argument("--sampler", choices=("sde", "ode"), default="sde")
+    p.add_argument("--sampler", choices=("sde", "ode"), default=None,
+                   help="bridge sampler (default: the model's own, e.g. sde for released checkpoints)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"), default="auto")
     p.add_argument("--batch-size", type=_batch_size, default="auto", help="windows per network call, or auto")

@@ -1093,7 +1093,7 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, max_steps: int | None
 # ================================================================================================ export
 
 def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cutoffs: list[float] | None = None,
-                ema: bool = False, half: bool = False, steps: int | None = None):
+                ema: bool = False, half: bool = False, steps: int | None = None, sampler: str = "sde"):
     """Build an inference bundle from one run or several expert runs (model folder for load_model).
     Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet."""
     from .model import PUBLISHED_STEPS, A2SBModel, save_model
@@ -1140,7 +1140,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
     window = min(256, frames - frames % 2 ** nets[0].n_updown_levels)
     model = A2SBModel(nets[0], experts, t_cutoffs=t_cutoffs, beta_max=betas.pop(),
                       default_steps=steps or PUBLISHED_STEPS, default_window=window, default_hop=window // 2,
-                      provenance={"source": "a2sb train", "experts": provenance})
+                      default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance})
     save_model(model, output, half=half)
     return model
 
@@ -1171,7 +1171,7 @@ def _train_command(args) -> int:
 
 def _export_command(args) -> int:
     model = export_runs(args.runs, args.output, t_cutoffs=args.t_cutoffs, ema=args.ema, half=args.half,
-                        steps=args.steps)
+                        steps=args.steps, sampler=args.sampler)
     print(f"wrote {args.output}: {len(model.experts)} expert(s), t cutoffs {model.t_cutoffs}")
     return 0
 
@@ -1200,6 +1200,7 @@ def add_commands(subparsers) -> None:
     e.add_argument("--ema", action="store_true", help="export the EMA weights")
     e.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     e.add_argument("--steps", type=int, metavar="N", help="default number of sampling steps of the model")
+    e.add_argument("--sampler", choices=("sde", "ode"), default="sde", help="default sampler of the model")
     e.set_defaults(func=_export_command)
 
 
