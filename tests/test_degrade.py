@@ -66,7 +66,8 @@ def test_insert_gaps_zeroes_exact_samples():
 
 
 def test_periodic_gaps_follow_spec_formula():
-    assert periodic_gaps(12.0, 0.3, 5.0) == pytest.approx([(2.35, 2.65), (7.35, 7.65)])
+    gaps = periodic_gaps(12.0, 0.3, 5.0)
+    assert np.asarray(gaps) == pytest.approx(np.array([[2.35, 2.65], [7.35, 7.65]]))
     assert len(periodic_gaps(10.0, 0.3, 5.0)) == 2
     assert len(periodic_gaps(9.99, 0.3, 5.0)) == 1
     assert periodic_gaps(4.0, 0.3, 5.0) == []
