@@ -46,12 +46,13 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
     from a2sb.audio import read_audio
 
-PACKAGES = ("singularity-music", "nexuiz-music", "fluid-soundfont-gm")
-MUSIC_PACKAGES = ("singularity-music", "nexuiz-music")
+PACKAGES = ("singularity-music", "nexuiz-music", "wesnoth-1.16-music", "fluid-soundfont-gm")
+MUSIC_PACKAGES = ("singularity-music", "nexuiz-music", "wesnoth-1.16-music")
 AUDIO_EXTENSIONS = {".ogg", ".oga", ".flac", ".mp3", ".wav"}
 SAMPLE_RATE = 44100
 MIN_NATIVE_RATE = 44100  # a track stored at a lower rate cannot hold the band we want to restore
 MIN_DURATION = 5.0
+MIN_LEVEL_DB = -60.0  # RMS of a track's middle 30 s: quieter tracks (Wesnoth ships a silence.ogg) are left out
 SPLIT_BOUNDS = (("train", 0.8), ("validation", 0.9), ("test", 1.0))
 MIN_PER_SPLIT = 2
 VORBIS_LEVEL = 0.5  # libsndfile compression level; 0.5 = Vorbis quality 5, measured transparent to ~20 kHz
@@ -62,6 +63,7 @@ WRITE_BLOCK = 8192  # libsndfile's Vorbis writer can crash on very large single 
 KNOWN_LICENCES = {
     "singularity-music": ("CC-BY-SA-3.0", "Max McCracken (Endgame: Singularity soundtrack)"),
     "nexuiz-music": ("GPL-2.0-or-later", "Alientrap / Lee Vermeulen and contributors (Nexuiz soundtrack)"),
+    "wesnoth-1.16-music": ("GPL-2.0-or-later", "The Battle for Wesnoth project and its composers (Wesnoth soundtrack)"),
     "fluid-soundfont-gm": ("MIT", "Frank Wen (Fluid R3 General MIDI soundfont)"),
 }
 
@@ -206,6 +208,10 @@ def collect_tracks(data: Path, extra_dirs: list[Path] = ()) -> list[dict]:
                     f"(need >= {MIN_NATIVE_RATE} Hz and >= {MIN_DURATION:.0f} s)"
                 )
                 continue
+            level = level_db(str(path), info.duration)
+            if level < MIN_LEVEL_DB:
+                say(f"[collect] excluded {rel}: nearly silent ({level:.0f} dBFS RMS)")
+                continue
             tracks.append(
                 {
                     "path": str(path.resolve()),
@@ -220,10 +226,27 @@ def collect_tracks(data: Path, extra_dirs: list[Path] = ()) -> list[dict]:
     return tracks
 
 
+def level_db(path: str, duration: float) -> float:
+    """RMS level (dBFS) of up to 30 s from the middle of a track."""
+    start = max(0.0, duration / 2 - 15.0)
+    audio, _ = read_audio(path, sample_rate=None, start=start, duration=min(30.0, duration))
+    return float(10 * np.log10(np.mean(np.square(audio, dtype=np.float64)) + 1e-20))
+
+
+# How versions of one piece are named, per package. Nexuiz: ``sixtyfour_`` and ``sixtyfour_revisited``
+# (cut at the first "_"). Wesnoth uses "_" between words, and marks versions with a suffix:
+# ``frantic`` / ``frantic-old``, ``battle`` / ``battle-epic``, ``defeat`` / ``defeat2``.
+VERSION_SUFFIX = {"wesnoth-1.16-music": re.compile(r"(-old|-epic|\d+)$")}
+
+
 def group_key(relpath: str) -> str:
-    """Versions of one piece (``sixtyfour_``, ``sixtyfour_revisited``) share a key, so they share a split."""
+    """Versions of one piece share a key, so they share a split (see VERSION_SUFFIX)."""
     path = Path(relpath)
-    stem = path.stem.lower().split("_")[0].strip() or path.stem.lower()
+    package = path.parts[0]
+    if package in VERSION_SUFFIX:
+        stem = VERSION_SUFFIX[package].sub("", path.stem.lower()) or path.stem.lower()
+    else:
+        stem = path.stem.lower().split("_")[0].strip() or path.stem.lower()
     return f"{path.parent.as_posix()}/{stem}"
 
 
