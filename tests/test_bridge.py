@@ -62,3 +62,27 @@ def test_masked_loss_only_counts_the_hole():
     target[0, 0, 0, 0] = 3.0
     # sum over the whole batch divided by the mask sum over all 3 channels (24 elements)
     assert masked_loss(pred, target, mask).item() == pytest.approx((23 + 9) / 24)
+
+
+def test_magnitude_weight_turns_the_error_into_a_log_magnitude_error():
+    """With the weight, a 10 % magnitude error costs about the same in a quiet and a loud bin."""
+    from a2sb.bridge import magnitude_weight
+
+    floor = 0.05
+    x0 = torch.tensor([0.02, 1.0, 3.0]).reshape(1, 1, 3, 1).expand(1, 3, 3, 1).clone()
+    w = magnitude_weight(x0, floor)
+    assert torch.equal(w[:, 1:], torch.ones_like(w[:, 1:]))  # phase channels unweighted
+    assert w[0, 0, 1, 0].item() == pytest.approx(1.0)  # X = 1 keeps weight 1
+    assert w[0, 0, :, 0].tolist() == pytest.approx([(1.05 / 0.07) ** 2, 1.0, (1.05 / 3.05) ** 2])
+    # a relative error r in (X + floor): weighted squared error = r^2 (1 + floor)^2 whatever X
+    r = 0.1
+    err = r * (x0[:, :1] + floor)
+    weighted = (err**2 * w[:, :1]).flatten()
+    assert torch.allclose(weighted, torch.full_like(weighted, (r * 1.05) ** 2))
+    # masked_loss applies it inside the mask and keeps the mask-sum normalisation
+    pred, target = torch.zeros(1, 3, 3, 1), torch.ones(1, 3, 3, 1)
+    mask = torch.tensor([1.0, 1.0, 0.0]).reshape(1, 1, 3, 1)
+    # rows 0 and 1 are inside the mask (3 channels each): weights w00 + w01 + 4, over a mask sum of 6
+    assert masked_loss(pred, target, mask, w).item() == pytest.approx(
+        ((w[0, 0, 0, 0] + w[0, 0, 1, 0] + 4) / 6).item())
+    assert masked_loss(pred, target, mask).item() == pytest.approx(1.0)

@@ -64,8 +64,27 @@ def predict_x0(schedule: BridgeSchedule, xt: torch.Tensor, t: torch.Tensor, net_
     return xt - _per_sample(schedule.std_fwd(t.cpu()), xt) * net_out
 
 
-def masked_loss(pred: torch.Tensor, target: torch.Tensor, loss_mask: torch.Tensor) -> torch.Tensor:
+def masked_loss(pred: torch.Tensor, target: torch.Tensor, loss_mask: torch.Tensor,
+                weight: torch.Tensor | None = None) -> torch.Tensor:
     """Squared error inside the degraded region only, normalised by the mask sum over the whole batch
-    (F21). `loss_mask` broadcasts against pred (e.g. B×1×H×W)."""
+    (F21). `loss_mask` broadcasts against pred (e.g. B×1×H×W); `weight` (optional, broadcasting too)
+    scales each squared error without changing the normalisation."""
     loss_mask = loss_mask.to(pred.dtype).expand_as(pred)
-    return ((pred - target) ** 2 * loss_mask).sum() / loss_mask.sum().clamp_min(1.0)
+    err = (pred - target) ** 2 * loss_mask
+    if weight is not None:
+        err = err * weight.to(pred.dtype)
+    return err.sum() / loss_mask.sum().clamp_min(1.0)
+
+
+def magnitude_weight(x0: torch.Tensor, floor: float) -> torch.Tensor:
+    """Per-element loss weights that make the magnitude channel's squared error an error in log
+    magnitude above `floor` (ours, not published): ((1 + floor) / (x0_mag + floor))² on channel 0,
+    1 on the phase channels.
+
+    The error of x̂0 in the compressed magnitude X = |S|^0.25 near X is ≈ (X + floor)·Δlog(X + floor),
+    so dividing the squared error by (X + floor)² weighs a 20 dB error in a quiet bin like one in a
+    loud bin; the plain loss lets quiet bins (the empty top octave of lossy sources, quiet passages)
+    come out tens of dB too loud. The factor is 1 where X = 1."""
+    w = torch.ones_like(x0)
+    w[:, 0] = ((1.0 + floor) / (x0[:, 0].abs() + floor)) ** 2
+    return w

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bridge import BridgeSchedule, masked_loss, q_sample, training_target
+from .bridge import BridgeSchedule, magnitude_weight, masked_loss, q_sample, training_target
 from .errors import A2SBError
 from .network import PRESETS, AttnUNetF, NetworkConfig, preset, time_embedding, time_multipliers
 
@@ -133,6 +133,9 @@ class BridgeSection:
     t_min: float = 0.0  # t ~ U[t_min, t_max) per sample; an expert is fine-tuned on its own range
     t_max: float = 1.0
     ot_ode: bool = False  # drop the noise of the bridge marginal (published configs: false)
+    # ours: > 0 weighs the magnitude channel's loss as an error in log magnitude above this floor
+    # (a2sb.bridge.magnitude_weight); 0 = the published unweighted loss
+    magnitude_floor: float = 0.0
 
 
 @dataclass
@@ -230,6 +233,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         b, o, tr, v = self.bridge, self.optim, self.trainer, self.validation
+        if b.magnitude_floor < 0:
+            raise A2SBError(f"bridge.magnitude_floor must be >= 0, got {b.magnitude_floor}")
         if not 0 <= b.t_min < b.t_max <= 1:
             raise A2SBError(f"bridge: need 0 <= t_min < t_max <= 1, got [{b.t_min}, {b.t_max})")
         if tr.precision not in PRECISIONS:
@@ -553,7 +558,9 @@ class Trainer:
         target = training_target(self.schedule, xt, x0, t)
         with self.autocast():
             pred = (model or self.model)(xt, t)
-        return masked_loss(pred.float(), target, pictures["loss_mask"])
+        floor = self.config.bridge.magnitude_floor
+        weight = magnitude_weight(x0, floor) if floor > 0 else None
+        return masked_loss(pred.float(), target, pictures["loss_mask"], weight)
 
     def masked_sums(self, pictures: dict, t: torch.Tensor, noise: torch.Tensor, model: nn.Module) -> tuple:
         """Numerator and denominator of F21, to pool a loss over many batches."""
