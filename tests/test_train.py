@@ -178,7 +178,7 @@ def test_nan_step_is_skipped_without_touching_weights(manifest, tmp_path, monkey
     before = {k: v.clone() for k, v in trainer.module.state_dict().items()}
     opt_steps = [float(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()]
     real = train.masked_loss
-    monkeypatch.setattr(train, "masked_loss", lambda p, t, m: real(p, t, m) * float("nan"))
+    monkeypatch.setattr(train, "masked_loss", lambda p, t, m, w=None: real(p, t, m, w) * float("nan"))
     result = trainer.train_step([pictures], step=1)
     assert result.skipped and not np.isfinite(result.loss)
     after = trainer.module.state_dict()
@@ -192,9 +192,9 @@ def test_too_many_non_finite_steps_stop_the_run(manifest, tmp_path, monkeypatch)
     real = train.masked_loss
     calls = []
 
-    def sometimes_nan(p, t, m):
+    def sometimes_nan(p, t, m, w=None):
         calls.append(1)
-        return real(p, t, m) * (float("nan") if len(calls) >= 3 else 1.0)  # steps 3, 4, 5, ... fail
+        return real(p, t, m, w) * (float("nan") if len(calls) >= 3 else 1.0)  # steps 3, 4, 5, ... fail
 
     monkeypatch.setattr(train, "masked_loss", sometimes_nan)
     config = micro_config(manifest, tmp_path / "run", trainer={"max_bad_steps": 3, "log_every": 100})
