@@ -76,6 +76,18 @@ def test_known_high_band_error_in_lsd_high():
     assert metrics.lsd_high(x, x, cutoff_hz=4000) < 1e-6
 
 
+def test_lsd_16k_ignores_the_bins_above_16_khz():
+    x = noise(1.0)
+    est = scale_above(x, 16000, 0.1)  # -2 bels above 16 kHz only
+    assert metrics.lsd_16k(x, est) < 0.05  # only spectral leakage from the cut at the band edge
+    assert metrics.lsd(x, est) == pytest.approx(np.sqrt((1025 - 744) / 1025 * 4.0), abs=0.05)
+    est = scale_above(x, 4000, 0.1)  # -2 bels on bins 186..1024: of the 744 bins up to 16 kHz, 558 are hit
+    assert metrics.lsd_16k(x, est) == pytest.approx(np.sqrt(558 / 744 * 4.0), abs=0.05)
+    scores = metrics.compute_metrics(x, est, gaps=[(0.2, 0.8)])
+    assert scores["lsd_16k"] == pytest.approx(metrics.lsd_16k(x, est), rel=1e-12)
+    assert scores["gap_lsd_16k"] == pytest.approx(np.sqrt(558 / 744 * 4.0), abs=0.05)
+
+
 def test_gap_metrics_only_see_the_gaps():
     x = noise(2.0)
     est = x + noise(2.0, seed=1)  # large error outside the gap must not count

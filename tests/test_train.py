@@ -282,6 +282,9 @@ def test_init_from_run_and_export(full_run, tmp_path):
     assert main(["export", *experts, "-o", str(out), "--half", "--steps", "4"]) == 0
     model = a2sb.load_model(out)
     assert model.t_cutoffs == [0.5] and len(model.experts) == 2 and model.default_steps == 4
+    # provenance names the checkpoints without the machine's absolute layout (tmp_path is outside cwd)
+    assert [e["checkpoint"] for e in model.provenance["experts"]] == ["last.pt", "last.pt"]
+    assert [e["t_range"] for e in model.provenance["experts"]] == [[0.0, 0.5], [0.5, 1.0]]
     low = train.load_checkpoint(experts[1])["model"]
     assert torch.allclose(model.experts[0].state_dict()["input_projection.weight"],
                           low["input_projection.weight"], atol=1e-3)  # float16 storage

@@ -20,10 +20,11 @@ from .metrics import compute_metrics
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus"}
 # Column order of the tables; "higher is better" for the dB scores and SSIM, lower for the distances.
-METRIC_ORDER = ["lsd", "lsd_high", "gap_lsd", "gap_snr", "sispec", "log_sispec", "si_sdr", "mrstft", "ssim"]
+METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "gap_lsd", "gap_lsd_16k", "gap_snr", "sispec", "log_sispec", "si_sdr",
+                "mrstft", "ssim"]
 BENCH_METRICS = {
-    "bwe": ["lsd", "lsd_high", "sispec", "log_sispec", "si_sdr", "mrstft"],
-    "inpaint": ["gap_lsd", "gap_snr", "lsd", "sispec", "log_sispec"],
+    "bwe": ["lsd", "lsd_high", "lsd_16k", "sispec", "log_sispec", "si_sdr", "mrstft"],
+    "inpaint": ["gap_lsd", "gap_lsd_16k", "gap_snr", "lsd", "sispec", "log_sispec"],
 }
 BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,similarity,a2sb"}
 MAX_BENCH_LENGTH_DIFFERENCE_S = 0.1

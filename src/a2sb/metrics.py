@@ -21,6 +21,7 @@ from .errors import A2SBError
 EPS = 1e-12
 MAX_LENGTH_DIFFERENCE = 100
 DEFAULT_RATE = 44100
+BAND_LIMIT_HZ = 16000.0  # upper edge of lsd_16k / gap_lsd_16k
 MRSTFT_SIZES = (512, 1024, 2048)
 
 
@@ -129,6 +130,10 @@ def _high_bins(cutoff_hz: float, n_fft: int, sample_rate: int) -> slice:
     return slice(max(first, 0), None)
 
 
+def _bins_up_to(limit_hz: float, n_fft: int, sample_rate: int) -> slice:
+    return slice(0, min(int(np.floor(limit_hz * n_fft / sample_rate)) + 1, n_fft // 2 + 1))
+
+
 def _gap_frames(gaps, hop: int, frames: int, sample_rate: int) -> np.ndarray:
     """Boolean mask of the frames whose centre (frame t centred at sample t·hop) lies inside a gap."""
     centres = np.arange(frames) * hop
@@ -209,6 +214,20 @@ def lsd_high(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_ch
     return _apply(ref, est, per_channel, one)
 
 
+def lsd_16k(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
+    """LSD over the bins up to 16 kHz only. Not in the paper: a second figure for references that are
+    nearly digital silence above 16 kHz (lossy-coded sources), where full-band LSD is dominated by how
+    much a method puts into those empty bins rather than by what it does to audible content."""
+    n_fft, hop = stft_params(sample_rate)
+    bins = _bins_up_to(BAND_LIMIT_HZ, n_fft, sample_rate)
+
+    def one(r, e):
+        R, E = magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop)
+        return float(np.mean(_lsd_per_frame(R[:, bins], E[:, bins])))
+
+    return _apply(ref, est, per_channel, one)
+
+
 def gap_lsd(ref, est, gaps: Sequence[tuple[float, float]], sample_rate: int = DEFAULT_RATE, per_channel=False):
     """LSD averaged over the frames centred inside the gaps [(start_s, end_s), ...] only."""
     n_fft, hop = stft_params(sample_rate)
@@ -275,16 +294,19 @@ def compute_metrics(
 ) -> dict:
     """All metrics in one pass over the spectrograms.
 
-    Keys: lsd, sispec, log_sispec, ssim, si_sdr, mrstft; plus lsd_high with `cutoff_hz`, and gap_lsd
-    and gap_snr with `gaps`. Values are floats (lists of floats with `per_channel=True`).
+    Keys: lsd, lsd_16k, sispec, log_sispec, ssim, si_sdr, mrstft; plus lsd_high with `cutoff_hz`, and
+    gap_lsd, gap_lsd_16k and gap_snr with `gaps`. Values are floats (lists of floats with `per_channel=True`).
     """
     n_fft, hop = stft_params(sample_rate)
     results = []
     for r, e in _prepare(ref, est, per_channel):
         R, E = magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop)
         frame_lsd = _lsd_per_frame(R, E)
+        low = _bins_up_to(BAND_LIMIT_HZ, n_fft, sample_rate)
+        frame_lsd_16k = _lsd_per_frame(R[:, low], E[:, low])
         scores = {
             "lsd": float(np.mean(frame_lsd)),
+            "lsd_16k": float(np.mean(frame_lsd_16k)),
             "sispec": _sispec(E, R),
             "log_sispec": _log_sispec(E, R),
             "ssim": _ssim(R, E),
@@ -297,6 +319,7 @@ def compute_metrics(
         if gaps:
             frames = _gap_frames(gaps, hop, len(R), sample_rate)
             scores["gap_lsd"] = float(np.mean(frame_lsd[frames])) if frames.any() else float("nan")
+            scores["gap_lsd_16k"] = float(np.mean(frame_lsd_16k[frames])) if frames.any() else float("nan")
             scores["gap_snr"] = gap_snr(r, e, gaps, sample_rate)
         results.append(scores)
     if not per_channel:

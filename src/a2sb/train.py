@@ -1140,7 +1140,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
         net = AttnUNetF(nets[0])
         net.load_state_dict(weights)
         experts.append(net.eval())
-        provenance.append({"checkpoint": os.path.abspath(state["path"]), "step": int(state["step"]),
+        provenance.append({"checkpoint": _portable_path(state["path"]), "step": int(state["step"]),
                            "t_range": list(ranges[i]), "ema": ema})
     # restore with windows as long as the training segments (rotary positions are relative to the map)
     frames = 1 + int(states[0]["config"].get("data", {}).get("segment_samples", 130560)) // 512
@@ -1150,6 +1150,14 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
                       default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance})
     save_model(model, output, half=half)
     return model
+
+
+def _portable_path(path) -> str:
+    """A checkpoint path fit to ship in a model's provenance: relative to the working directory when it
+    lies below it (e.g. runs/bundled/checkpoints/last.pt), else only its file name, never the machine's
+    absolute layout."""
+    rel = os.path.relpath(os.path.abspath(path))
+    return Path(rel).as_posix() if not rel.startswith("..") else os.path.basename(str(path))
 
 
 # ================================================================================================ command line
