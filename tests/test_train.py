@@ -210,7 +210,7 @@ def test_too_many_non_finite_steps_stop_the_run(manifest, tmp_path, monkeypatch)
 def full_run(manifest, tmp_path_factory):
     """6 steps without interruption, with validation, restorations and EMA (dropout on, fp32 CPU)."""
     run_dir = tmp_path_factory.mktemp("full")
-    extra = dict(optim={"ema_decay": 0.9},
+    extra = dict(optim={"ema_decay": 0.9, "lr_decay_start": 2, "lr_decay_steps": 3, "lr_final": 1e-4},
                  validation={"every": 3, "sample_every": 6, "max_items": 2, "sample_clips": 1, "sample_steps": 3,
                              "batch_size": 2},
                  trainer={"checkpoint_every": 3, "keep_checkpoints": True, "tensorboard": True})
@@ -251,6 +251,10 @@ def test_run_outputs(full_run):
     sample = records(run_dir, "val_sample")
     assert len(sample) == 1 and set(sample[0]) >= {"lsd", "sispec", "log_sispec", "degraded_lsd"}
     assert (run_dir / "samples" / "step00000006_clip0.wav").exists()
+    # cosine decay from 1e-3 after step index 2 to 1e-4 at index 5: the lr each logged step used
+    lrs = [r["lr"] for r in records(run_dir, "train")]
+    expected = [1e-3, 1e-3, 1e-3, 1e-4 + 9e-4 * 0.75, 1e-4 + 9e-4 * 0.25, 1e-4]
+    assert lrs == pytest.approx(expected, rel=1e-9)
     train_rec = records(run_dir, "train")[-1]
     assert set(train_rec) >= {"loss", "grad_norm", "lr", "samples_per_s", "skipped_steps", "bad_files"}
     assert list((run_dir / "tensorboard").iterdir())
@@ -346,6 +350,18 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(manifest, tmp_path):
     result = train.run_training(train.load_config(cfg), resume=True, max_steps=stopped_at + 1)
     assert result["step"] == stopped_at + 1
     assert sorted(train_losses(run_dir))[-1] == stopped_at + 1
+
+
+def test_learning_rate_schedule():
+    o = train.OptimSection(lr=1e-3)
+    assert [train.learning_rate(o, s) for s in (0, 10**6)] == [1e-3, 1e-3]  # constant by default
+    o = train.OptimSection(lr=1e-3, lr_decay_start=100, lr_decay_steps=50, lr_final=1e-5)
+    assert train.learning_rate(o, 100) == 1e-3
+    assert train.learning_rate(o, 125) == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-12)
+    assert train.learning_rate(o, 150) == pytest.approx(1e-5, rel=1e-12)
+    assert train.learning_rate(o, 10**6) == pytest.approx(1e-5, rel=1e-12)
+    with pytest.raises(A2SBError, match="lr_decay"):
+        train.load_config({"optim": {"lr_decay_start": 10, "lr_decay_steps": 0}})
 
 
 def test_ema_warmup_forgets_the_initial_weights():

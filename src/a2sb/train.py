@@ -148,6 +148,12 @@ class OptimSection:
     grad_accum: int = 1
     ema_decay: float = 0.0  # 0 = no EMA of the weights (published)
     ema_warmup: bool = True  # decay min(ema_decay, (1 + step) / (10 + step)): forget the initial weights
+    # Optional cosine decay of the learning rate from `lr` at step lr_decay_start to `lr_final` at
+    # lr_decay_start + lr_decay_steps, constant after (None = constant lr, the published setting).
+    # A function of the step only, so a resumed run follows the same schedule.
+    lr_decay_start: int | None = None
+    lr_decay_steps: int = 1000
+    lr_final: float = 0.0
 
 
 @dataclass
@@ -254,6 +260,8 @@ class TrainConfig:
             raise A2SBError(f"optim.ema_decay must be in [0, 1), got {o.ema_decay}")
         if v.sample_steps < 2:
             raise A2SBError("validation.sample_steps must be at least 2")
+        if o.lr_decay_start is not None and (o.lr_decay_start < 0 or o.lr_decay_steps < 1 or o.lr_final < 0):
+            raise A2SBError("optim: lr_decay_start must be >= 0, lr_decay_steps >= 1 and lr_final >= 0")
         # The UNet halves the picture n times: the frame count must be a multiple of 2^n. Rather than
         # cropping frames silently, the segment length is required to fit (W = 1 + L // 512).
         levels = self.model.network().n_updown_levels
@@ -599,6 +607,9 @@ class Trainer:
         if skipped:
             self.optimizer.zero_grad(set_to_none=True)
         else:
+            lr = learning_rate(self.config.optim, step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
             self.optimizer.step()
             if self.ema is not None:
                 self.ema.update(self.module, step)
@@ -896,6 +907,14 @@ def _config_differences(old: dict, new: dict, prefix: str = "") -> list[str]:
         elif a != b:
             out.append(f"{prefix}{key}: {a!r} -> {b!r}")
     return out
+
+
+def learning_rate(o: OptimSection, step: int) -> float:
+    """The learning rate of optimiser step `step` (0-based) under the configured schedule."""
+    if o.lr_decay_start is None or step <= o.lr_decay_start:
+        return o.lr
+    progress = min((step - o.lr_decay_start) / max(o.lr_decay_steps, 1), 1.0)
+    return o.lr_final + (o.lr - o.lr_final) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def _apply_optim_settings(optimizer: torch.optim.Optimizer, o: OptimSection) -> None:
