@@ -202,30 +202,29 @@ def ssim(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
     return _apply(ref, est, per_channel, one)
 
 
-def lsd_high(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
-    """LSD over the frequency bins strictly above `cutoff_hz` only: the band a BWE method must invent."""
+def _band_lsd(ref, est, bins: slice, sample_rate: int, per_channel: bool):
+    """LSD over the frequency bins `bins` only."""
     n_fft, hop = stft_params(sample_rate)
-    bins = _high_bins(cutoff_hz, n_fft, sample_rate)
 
     def one(r, e):
         R, E = magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop)
         return float(np.mean(_lsd_per_frame(R[:, bins], E[:, bins])))
 
     return _apply(ref, est, per_channel, one)
+
+
+def lsd_high(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
+    """LSD over the frequency bins strictly above `cutoff_hz` only: the band a BWE method must invent."""
+    bins = _high_bins(cutoff_hz, stft_params(sample_rate)[0], sample_rate)
+    return _band_lsd(ref, est, bins, sample_rate, per_channel)
 
 
 def lsd_16k(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
     """LSD over the bins up to 16 kHz only. Not in the paper: a second figure for references that are
     nearly digital silence above 16 kHz (lossy-coded sources), where full-band LSD is dominated by how
     much a method puts into those empty bins rather than by what it does to audible content."""
-    n_fft, hop = stft_params(sample_rate)
-    bins = _bins_up_to(BAND_LIMIT_HZ, n_fft, sample_rate)
-
-    def one(r, e):
-        R, E = magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop)
-        return float(np.mean(_lsd_per_frame(R[:, bins], E[:, bins])))
-
-    return _apply(ref, est, per_channel, one)
+    bins = _bins_up_to(BAND_LIMIT_HZ, stft_params(sample_rate)[0], sample_rate)
+    return _band_lsd(ref, est, bins, sample_rate, per_channel)
 
 
 def gap_lsd(ref, est, gaps: Sequence[tuple[float, float]], sample_rate: int = DEFAULT_RATE, per_channel=False):
