@@ -99,7 +99,8 @@ def test_inpainting_copies_the_input_outside_the_gaps(toy):
     for start, end in gaps:
         s, e = gap_edges(start, end)
         damaged[:, s:e] = 0
-    y, rate = restore_audio(damaged, SR, gaps=gaps, model=toy, **FAST)
+    # the splice itself, without the level correction (which makes the toy's fill as bright as the music)
+    y, rate = restore_audio(damaged, SR, gaps=gaps, model=toy, level_match=False, **FAST)
     assert rate == SR and y.shape == x.shape
     fade = int(round(pipeline.FADE_SECONDS * SR))
     outside = np.ones(x.shape[1], bool)
@@ -114,6 +115,49 @@ def test_inpainting_copies_the_input_outside_the_gaps(toy):
         for edge in (s, e):
             assert np.abs(np.diff(y[:, edge - 2 * fade:edge + 2 * fade], axis=1)).max() <= limit
     assert np.array_equal(y[:, outside], damaged[:, outside])
+
+
+def test_context_level_gain_undoes_a_known_per_bin_level_error():
+    rng = np.random.default_rng(0)
+    context = torch.from_numpy(rng.rayleigh(1.0, (2, 64, 40)))
+    error_db = np.linspace(-15, 15, 64)  # the fill is this much too loud, bin by bin (within the bounds)
+    fill = torch.from_numpy(rng.rayleigh(1.0, (2, 64, 12)) * 10 ** (error_db[:, None] / 20))
+    gain = pipeline.context_level_gain(fill, context, rows=1, floor=0.0)
+    # exact: the gain is the ratio of the two geometric means
+    expected = np.exp(np.log(context.numpy()).mean(-1) - np.log(fill.numpy()).mean(-1))
+    assert np.allclose(gain.numpy(), expected, rtol=1e-9)
+    assert np.abs(20 * np.log10(gain.numpy()) + error_db).mean() < 3  # ≈ undoes the error (12 frames)
+    # bounded, and smoothing a constant correction leaves it unchanged
+    bounded = pipeline.context_level_gain(fill * 1e6, context, rows=1, floor=0.0, bounds_db=(-50.0, 10.0))
+    assert np.allclose(20 * np.log10(bounded.numpy()), -50.0)
+    flat = pipeline.context_level_gain(context[..., :12] * 0.1, context[..., :12], rows=9, floor=0.0)
+    assert np.allclose(flat.numpy(), 10.0)
+
+
+def band_level_db(y, lo_hz, hi_hz, s, e):
+    """Mean log level (dB) over the bins lo..hi Hz of the 2048-point frames centred inside [s, e)."""
+    spec = stft(torch.from_numpy(y)).abs().numpy()  # (channels, 1025, frames), hop 512
+    frames = [j for j in range(spec.shape[-1]) if s <= 512 * j < e]
+    bins = slice(int(lo_hz * 2048 / SR), int(hi_hz * 2048 / SR))
+    return float(np.mean(20 * np.log10(spec[:, bins][..., frames] + 1e-9)))
+
+
+def test_level_match_gives_the_fill_the_spectral_level_of_the_context(toy):
+    x = lowpass(music(3.0), 6000)  # nothing above 6 kHz around the gap
+    s, e = gap_edges(1.4, 1.7)
+    damaged = x.copy()
+    damaged[:, s:e] = 0
+    raw, _ = restore_audio(damaged, SR, gaps=[(1.4, 1.7)], model=toy, level_match=False, **FAST)
+    fixed, _ = restore_audio(damaged, SR, gaps=[(1.4, 1.7)], model=toy, **FAST)
+    high = [band_level_db(y, 9000, 20000, s, e) for y in (x, raw, fixed)]
+    assert high[1] > high[0] + 60  # the toy's fill is broadband noise
+    assert high[2] < high[1] - 60  # the correction removes what the context does not have
+    for lo, hi in ((100, 1000), (1000, 5000)):  # and brings the music's bands to the context's level
+        assert abs(band_level_db(fixed, lo, hi, s, e) - band_level_db(x, lo, hi, s, e)) < 4
+    outside = np.ones(x.shape[1], bool)
+    fade = int(round(pipeline.FADE_SECONDS * SR))
+    outside[s - fade:e + fade] = False
+    assert np.array_equal(fixed[:, outside], damaged[:, outside])  # the input is kept outside the gap
 
 
 def test_fast_inpainting_runs_only_the_windows_near_gaps(toy):

@@ -61,7 +61,8 @@ def add_commands(subparsers) -> None:
     quality.add_argument("--order", type=int, default=8, help="bwe: filter order (default 8)")
     quality.add_argument("--gap", type=float, default=0.3, help="inpaint: gap length in seconds (default 0.3)")
     quality.add_argument("--every", type=float, default=5.0, help="inpaint: one centred gap per SEC (default 5)")
-    quality.add_argument("--methods", help="comma-separated; default: all baselines of the task plus a2sb")
+    quality.add_argument("--methods", help="comma-separated; default: all baselines of the task plus a2sb "
+                         "(inpaint also offers a2sb-raw: the fill without its level match)")
     quality.add_argument("--model", help="a2sb: model name or path")
     quality.add_argument("--steps", type=int, help="a2sb: sampling steps (default: the model's)")
     quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
@@ -144,7 +145,8 @@ def _import_restore_audio():
     return restore_audio
 
 
-def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None, sampler=None):
+def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None, sampler=None,
+                 level_match=True):
     """Restore with the A2SB pipeline (imported only when used: it loads torch models)."""
     restore_audio = _import_restore_audio()
     options = {"model": model, "steps": steps, "sampler": sampler}
@@ -154,6 +156,7 @@ def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, step
         cutoff=cutoff_hz,
         gaps=gaps,
         seed=0,
+        level_match=level_match,
         **{k: v for k, v in options.items() if v is not None},
     )
     restored = np.asarray(restored, dtype=np.float32)
@@ -169,14 +172,20 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
                             sampler=args.sampler)
 
+    def a2sb_raw(audio, sample_rate, cutoff_hz=None, gaps=None):  # the gap fill without its level match
+        return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
+                            sampler=args.sampler, level_match=False)
+
     available["a2sb"] = a2sb
+    if task == "inpaint":
+        available["a2sb-raw"] = a2sb_raw
     chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS[task]).split(",") if name.strip()]
     unknown = [name for name in chosen if name not in available]
     if unknown or not chosen:
         raise A2SBError(
             f"unknown method(s) {', '.join(unknown) or '(none)'} for {task}; choose from {', '.join(available)}"
         )
-    if "a2sb" in chosen:
+    if "a2sb" in chosen or "a2sb-raw" in chosen:
         _import_restore_audio()  # fail before any work is done, not after the baselines have run
     return {name: available[name] for name in dict.fromkeys(chosen)}
 

@@ -37,7 +37,7 @@ import torch
 from .audio import SAMPLE_RATE, audio_info, read_audio, resample
 from .errors import A2SBError
 from .masks import FILL_NOISE
-from .representation import HOP, N_FFT, N_ROWS, frame_of_time, representation_to_spec, row_of_frequency
+from .representation import HOP, N_FFT, N_ROWS, decompress, frame_of_time, representation_to_spec, row_of_frequency
 from .sampler import PositionalNoise, time_grid
 from .streaming import (
     ArraySink,
@@ -59,7 +59,11 @@ WHOLE_DETECT_SECONDS = 180.0  # longer audio is analysed in chunks / from a summ
 DETECT_CHUNK_SECONDS = 60.0
 DETECT_OVERLAP_SECONDS = 10.0
 CUTOFF_SUMMARY_SECONDS = 120.0
-FILL_NOISE_STEP = -1  # PositionalNoise step index of the noise filling the masked region (F13)
+CONTEXT_LEVEL_SECONDS = 1.0  # context on each side of a gap whose level the fill is matched to
+CONTEXT_LEVEL_ROWS = 9  # the level correction is smoothed over this many frequency rows (~190 Hz)
+CONTEXT_LEVEL_DB = (-120.0, 20.0)  # bounds of the correction (dB of |S|)
+FILL_NOISE_STEP = -1
+  # PositionalNoise step index of the noise filling the masked region (F13)
 WRITE_SUFFIXES = (".wav", ".flac")
 
 
@@ -424,6 +428,7 @@ class _Options:
     progress: bool
     name: str = ""
     fast_inpainting: bool = True
+    level_match: bool = True
 
 
 def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model, opts: _Options) -> None:
@@ -472,7 +477,8 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
             if plan.mode == "bwe":
                 _write_whole(blocks, plan, channels, out_rate, out_length, write)
             else:
-                _write_spliced(blocks, plan, picture, native, channels, out_rate, out_length, write)
+                _write_spliced(blocks, plan, picture, native, channels, out_rate, out_length, write,
+                               opts.level_match)
     finally:
         if bar is not None:
             bar.close()
@@ -507,7 +513,7 @@ def _write_whole(blocks, plan: _Plan, channels: int, out_rate: int, out_length: 
 
 
 def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channels: int, out_rate: int,
-                   out_length: int, write) -> None:
+                   out_length: int, write, level_match: bool = True) -> None:
     """Gaps only: the input copied through, the model's waveform spliced into each gap with raised-cosine
     crossfades just outside it. Only the frames around the gaps are ever inverse-transformed."""
     regions = _splice_regions(plan, out_rate)
@@ -521,7 +527,8 @@ def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channe
             for index in wanted.get(j, ()):
                 columns[index][j] = None if x0 is None else x0[..., j - a].float().cpu().clone()
     for region, cols in zip(regions, columns):
-        region["wave"] = _region_wave(region, cols, picture, channels, out_rate)
+        region["wave"] = _region_wave(region, cols, picture, channels, out_rate,
+                                      (plan.gaps, plan.gap_frames) if level_match else None)
     chunk = 1 << 18
     for start in range(0, out_length, chunk):
         stop = min(out_length, start + chunk)
@@ -538,7 +545,6 @@ def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channe
 def _splice_regions(plan: _Plan, out_rate: int) -> list[dict]:
     """Merge gaps whose crossfades/margins touch; for each region: the 44.1 kHz samples and frames the
     model waveform is needed for, and the output-rate samples and crossfade weights."""
-    fade_out = max(1, int(round(FADE_SECONDS * out_rate)))
     margin = 0 if out_rate == SAMPLE_RATE else 2 * N_FFT  # resampling needs context at the ends
     # whole output samples must map to whole 44.1 kHz samples at the region start
     step = SAMPLE_RATE // math.gcd(SAMPLE_RATE, out_rate)
@@ -558,20 +564,87 @@ def _splice_regions(plan: _Plan, out_rate: int) -> list[dict]:
                  + margin + 1)
         out_start = n0 * out_rate // SAMPLE_RATE
         out_stop = min(out_total, int(round(n1 * out_rate / SAMPLE_RATE)))
-        weight = np.zeros(out_stop - out_start, np.float32)
-        positions = np.arange(out_start, out_stop)
-        for start, end in group:
-            s, e = int(round(start * out_rate)), int(round(end * out_rate))
-            w = np.clip((positions - (s - fade_out) + 0.5) / fade_out, 0, 1)  # rising ramp before the gap
-            w = np.minimum(w, np.clip(((e + fade_out) - positions - 0.5) / fade_out, 0, 1))  # falling after
-            weight = np.maximum(weight, (0.5 - 0.5 * np.cos(np.pi * w)).astype(np.float32))
+        weight = _splice_weight([(int(round(a * out_rate)), int(round(b * out_rate))) for a, b in group],
+                                out_start, out_stop, out_rate)
         regions.append(dict(n0=n0, n1=n1, first_frame=max(0, n0 // HOP - 2),
                             stop_frame=min(plan.frames, (n1 - 1) // HOP + 3),
                             out_start=out_start, out_stop=out_stop, weight=weight[None]))
     return regions
 
 
-def _region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: int, out_rate: int) -> np.ndarray:
+def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CONTEXT_LEVEL_ROWS,
+                       bounds_db: tuple[float, float] = CONTEXT_LEVEL_DB, floor: float = 1e-10) -> torch.Tensor:
+    """Per-bin gains (channels, bins) that give the magnitudes `fill` (channels, bins, frames) the same mean
+    log level over time as `context` (channels, bins, frames), smoothed over `rows` bins and bounded by
+    `bounds_db` (dB). The mean of log magnitude is the statistic LSD compares; `floor` (|S| units) keeps
+    digital silence finite."""
+    level = lambda m: torch.log(m.double() + floor).mean(-1)  # noqa: E731
+    gain = (level(context) - level(fill))[:, None]
+    if rows > 1:
+        gain = torch.nn.functional.pad(gain, (rows // 2, rows // 2), mode="replicate")
+        gain = torch.nn.functional.avg_pool1d(gain, rows, stride=1)
+    lo, hi = (d / 20 * math.log(10) for d in bounds_db)
+    return gain[:, 0].clamp(lo, hi).exp()
+
+
+def _match_context_level(wave: np.ndarray, region: dict, picture: WaveformPicture, gaps, gap_frames) -> np.ndarray:
+    """Ours, not published: correct the spectral level of a gap fill to that of the music around it.
+
+    The fill of a small model after resynthesis is often a few dB too quiet where there is music and
+    tens of dB too loud in bands that are empty around the gap (the top octave of a lossy source). The
+    fill is spliced into the input as the output will be, analysed, and every frame that overlaps a gap
+    gets one gain per frequency bin (context_level_gain: the known frames within CONTEXT_LEVEL_SECONDS
+    against the frames centred inside the gaps), so the model's timing and fine structure are kept.
+    `wave` is the region's model waveform at 44.1 kHz (samples n0..n1); returns its replacement."""
+    n0, n1 = region["n0"], region["n1"]
+    inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in gaps
+              if n0 <= a * SAMPLE_RATE < n1]
+    if not inside or wave.shape[1] != n1 - n0:
+        return wave
+    reach = int(round(CONTEXT_LEVEL_SECONDS * SAMPLE_RATE / HOP))
+    lo_f = max(0, inside[0][0] // HOP - reach)
+    hi_f = min(len(gap_frames), -(-inside[-1][1] // HOP) + reach)
+    known = np.flatnonzero(~gap_frames[lo_f:hi_f]) + lo_f
+    if len(known) < 8:  # too little context to say what level the fill should have
+        return wave
+    context = decompress(picture(lo_f, hi_f)[..., known - lo_f][:, 0].abs())  # (channels, 1024, K): |S|
+    # the output around the region, as it will be spliced: input, then the fill with its crossfades
+    lo, hi = max(0, n0 - N_FFT), min(picture.length, n1 + N_FFT)
+    z = picture.read(lo, hi).astype(np.float32, copy=True)
+    weight = _splice_weight(inside, n0, n1, SAMPLE_RATE)
+    z[:, n0 - lo:n1 - lo] = z[:, n0 - lo:n1 - lo] * (1 - weight) + wave * weight
+    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
+    spec = torch.stft(torch.from_numpy(z).double(), N_FFT, HOP, window=window, return_complex=True)
+    centres = lo + HOP * np.arange(spec.shape[-1])
+    centred = np.zeros(len(centres), bool)  # frames centred inside a gap: what the fill is judged on
+    touching = np.zeros(len(centres), bool)  # frames whose window overlaps a gap: what is corrected
+    for a, b in inside:
+        centred |= (centres >= a) & (centres < b)
+        touching |= (centres > a - N_FFT // 2) & (centres < b + N_FFT // 2)
+    if not centred.any():
+        return wave
+    gain = context_level_gain(spec[:, 1:, centred].abs(), context)  # rows are bins 1..1024
+    gain = torch.cat([gain[:, :1], gain], dim=1)  # DC bin: as bin 1
+    spec[:, :, touching] *= gain[..., None]
+    fixed = torch.istft(spec, N_FFT, HOP, window=window, length=z.shape[1]).numpy()
+    return fixed[:, n0 - lo:n1 - lo].astype(np.float32)
+
+
+def _splice_weight(gaps: list[tuple[int, int]], n0: int, n1: int, rate: int) -> np.ndarray:
+    """Weight of the model's waveform over samples [n0, n1): 1 inside the gaps (sample ranges), raised-
+    cosine ramps of FADE_SECONDS just outside them, 0 elsewhere."""
+    fade = max(1, int(round(FADE_SECONDS * rate)))
+    positions = np.arange(n0, n1)
+    weight = np.zeros(n1 - n0, np.float32)
+    for s, e in gaps:
+        w = np.clip((positions - (s - fade) + 0.5) / fade, 0, 1)  # rising ramp before the gap
+        w = np.minimum(w, np.clip(((e + fade) - positions - 0.5) / fade, 0, 1))  # falling after
+        weight = np.maximum(weight, (0.5 - 0.5 * np.cos(np.pi * w)).astype(np.float32))
+    return weight
+
+
+def _region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: int, out_rate: int,
+                 match=None) -> np.ndarray:
     first, stop = region["first_frame"], region["stop_frame"]
     frames = []
     for j in range(first, stop):
@@ -584,6 +657,8 @@ def _region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: i
         tail_start, tail = ola.finish()
         samples = torch.cat([samples, tail], dim=-1)
     wave = samples.numpy()[:, region["n0"] - start:region["n1"] - start]
+    if match is not None:
+        wave = _match_context_level(wave, region, picture, *match)
     if out_rate != SAMPLE_RATE:
         wave = resample(wave, SAMPLE_RATE, out_rate)
     length = region["out_stop"] - region["out_start"]
@@ -608,8 +683,8 @@ def _prepare(analysis: Analysis, cutoff, gaps, name: str):
     return cutoff, gaps
 
 
-def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name, fast_inpainting=True
-             ) -> _Options:
+def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name, fast_inpainting=True,
+             level_match=True) -> _Options:
     sampler = getattr(model, "default_sampler", "sde") if sampler is None else sampler
     if sampler not in ("sde", "ode"):
         raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
@@ -629,7 +704,7 @@ def _options(model, steps, sampler, seed, batch_size, window, hop, progress, nam
     if batch_size < 1:
         raise A2SBError(f"batch size must be a positive integer or 'auto', got {batch_size}")
     return _Options(steps, sampler, int(seed), batch_size, int(window), int(hop), bool(progress), name,
-                    bool(fast_inpainting))
+                    bool(fast_inpainting), bool(level_match))
 
 
 def _check_window(model, window, hop) -> None:
@@ -665,7 +740,8 @@ def _as_channels(audio, downmix: bool, name: str) -> np.ndarray:
 def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="default", steps: int | None = None,
                   sampler: str | None = None, seed: int = 0, device=None, batch_size=16, window: int | None = None,
                   hop: int | None = None, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
-                  t_cutoffs=None, config=None, fast_inpainting: bool = True) -> tuple[np.ndarray, int]:
+                  t_cutoffs=None, config=None, fast_inpainting: bool = True, level_match: bool = True
+                  ) -> tuple[np.ndarray, int]:
     """Restore an array: bandwidth extension above `cutoff` (Hz, "auto" or None) and/or inpainting of
     `gaps` ([(start_s, end_s)], "12.0-12.4,..." , "auto" or None).
 
@@ -675,6 +751,8 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     (restored audio (channels, samples) float32, rate): 44.1 kHz, or the input rate with `keep_rate`
     when it is higher. The output has the input's length; mono stays mono. `fast_inpainting=False`
     runs every window even when only gaps are restored (same result, slower: for comparisons).
+    `level_match=False` splices the model's gap fill in as it comes, without the correction of its
+    spectral level to the surrounding music (see `_match_context_level`; gaps-only restorations).
     """
     name = "the audio"
     if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
@@ -696,7 +774,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     out_length = x.shape[1] if out_rate == sample_rate else wave44.length
     net = resolve_model(model, device, t_cutoffs, config) if plan.mode != "none" else None
     opts = None if net is None else _options(net, steps, sampler, seed, batch_size, window, hop, progress, "",
-                                             fast_inpainting)
+                                             fast_inpainting, level_match)
     sink = ArraySink(x.shape[0])
     _run(plan, wave44, native, out_rate, out_length, sink.write, net, opts)
     return sink.result(), out_rate
@@ -704,7 +782,8 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
 
 def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler=None,
             seed=0, device=None, batch_size=16, window=None, hop=None, progress=False, keep_rate=False,
-            downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True):
+            downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True,
+            level_match=True):
     """Restore an audio file. Without `output`, returns (audio (channels, samples), rate) like
     `restore_audio`; with it, streams the result to that .wav/.flac file in bounded memory (written to a
     temporary file and renamed at the end) and returns its path. `plot` also writes a PNG of input and
@@ -716,13 +795,14 @@ def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", 
         return restore_audio(audio, rate, cutoff=cutoff, gaps=gaps, model=model, steps=steps,
                              sampler=sampler, seed=seed, device=device, batch_size=batch_size, window=window,
                              hop=hop, progress=progress, keep_rate=keep_rate, downmix=downmix,
-                             t_cutoffs=t_cutoffs, config=config, fast_inpainting=fast_inpainting)
+                             t_cutoffs=t_cutoffs, config=config, fast_inpainting=fast_inpainting,
+                             level_match=level_match)
     job = _Job(path, Path(output), parse_cutoff(cutoff), parse_gaps(gaps), downmix, overwrite)
     job.validate()
     return job.run(_ModelCache(model).get, dict(steps=steps, sampler=sampler, seed=seed, device=device,
                                          batch_size=batch_size, window=window, hop=hop, progress=progress,
                                          keep_rate=keep_rate, plot=plot, t_cutoffs=t_cutoffs, config=config,
-                                         fast_inpainting=fast_inpainting))
+                                         fast_inpainting=fast_inpainting, level_match=level_match))
 
 
 def _check_input(path: str, downmix: bool):
@@ -781,7 +861,7 @@ class _Job:
             net = get_model(options["device"], options["t_cutoffs"], options["config"])
             opts = _options(net, options["steps"], options["sampler"], options["seed"], options["batch_size"],
                             options["window"], options["hop"], options["progress"], Path(self.path).name,
-                            options.get("fast_inpainting", True))
+                            options.get("fast_inpainting", True), options.get("level_match", True))
         try:
             with FileSink(self.output, out_rate, wave.channels) as sink:
                 _run(plan, wave, native, out_rate, native.length, sink.write, net, opts)
@@ -840,6 +920,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", action="store_true", help="also write a PNG of input/output spectrograms")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--downmix", action="store_true", help="mix inputs with more than 2 channels down to mono")
+    p.add_argument("--no-level-match", action="store_true",
+                   help="gaps: splice the model's fill in as it comes, without matching its spectral level "
+                        "to the music around the gap")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_restore_command)
 
@@ -927,7 +1010,8 @@ def _restore_files(args) -> int:
     model = args.checkpoint if args.checkpoint else args.model
     options = dict(steps=args.steps, sampler=args.sampler, seed=args.seed, device=args.device,
                    batch_size=args.batch_size, window=args.window, hop=args.hop, progress=not args.no_progress,
-                   keep_rate=args.keep_rate, plot=args.plot, t_cutoffs=args.t_cutoffs, config=args.config)
+                   keep_rate=args.keep_rate, plot=args.plot, t_cutoffs=args.t_cutoffs, config=args.config,
+                   level_match=not args.no_level_match)
     models = _ModelCache(model)
     for job in jobs:
         print(f"wrote {job.run(models.get, options)}")
