@@ -37,7 +37,7 @@ import torch
 from .audio import SAMPLE_RATE, audio_info, read_audio, resample
 from .errors import A2SBError
 from .masks import FILL_NOISE
-from .representation import HOP, N_FFT, N_ROWS, decompress, frame_of_time, representation_to_spec, row_of_frequency
+from .representation import HOP, N_FFT, N_ROWS, frame_of_time, istft, representation_to_spec, row_of_frequency, stft
 from .sampler import PositionalNoise, time_grid
 from .streaming import (
     ArraySink,
@@ -62,8 +62,7 @@ CUTOFF_SUMMARY_SECONDS = 120.0
 CONTEXT_LEVEL_SECONDS = 1.0  # context on each side of a gap whose level the fill is matched to
 CONTEXT_LEVEL_ROWS = 9  # the level correction is smoothed over this many frequency rows (~190 Hz)
 CONTEXT_LEVEL_DB = (-120.0, 20.0)  # bounds of the correction (dB of |S|)
-FILL_NOISE_STEP = -1
-  # PositionalNoise step index of the noise filling the masked region (F13)
+FILL_NOISE_STEP = -1  # PositionalNoise step index of the noise filling the masked region (F13)
 WRITE_SUFFIXES = (".wav", ".flac")
 
 
@@ -578,8 +577,7 @@ def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CO
     log level over time as `context` (channels, bins, frames), smoothed over `rows` bins and bounded by
     `bounds_db` (dB). The mean of log magnitude is the statistic LSD compares; `floor` (|S| units) keeps
     digital silence finite."""
-    level = lambda m: torch.log(m.double() + floor).mean(-1)  # noqa: E731
-    gain = (level(context) - level(fill))[:, None]
+    gain = (torch.log(context.double() + floor).mean(-1) - torch.log(fill.double() + floor).mean(-1))[:, None]
     if rows > 1:
         gain = torch.nn.functional.pad(gain, (rows // 2, rows // 2), mode="replicate")
         gain = torch.nn.functional.avg_pool1d(gain, rows, stride=1)
@@ -607,14 +605,13 @@ def _match_context_level(wave: np.ndarray, region: dict, picture: WaveformPictur
     known = np.flatnonzero(~gap_frames[lo_f:hi_f]) + lo_f
     if len(known) < 8:  # too little context to say what level the fill should have
         return wave
-    context = decompress(picture(lo_f, hi_f)[..., known - lo_f][:, 0].abs())  # (channels, 1024, K): |S|
+    context = picture.spectrum(lo_f, hi_f)[:, 1:, known - lo_f].abs()  # (channels, 1024, K): |S|
     # the output around the region, as it will be spliced: input, then the fill with its crossfades
     lo, hi = max(0, n0 - N_FFT), min(picture.length, n1 + N_FFT)
     z = picture.read(lo, hi).astype(np.float32, copy=True)
     weight = _splice_weight(inside, n0, n1, SAMPLE_RATE)
     z[:, n0 - lo:n1 - lo] = z[:, n0 - lo:n1 - lo] * (1 - weight) + wave * weight
-    window = torch.hann_window(N_FFT, periodic=True, dtype=torch.float64)
-    spec = torch.stft(torch.from_numpy(z).double(), N_FFT, HOP, window=window, return_complex=True)
+    spec = stft(torch.from_numpy(z).double())
     centres = lo + HOP * np.arange(spec.shape[-1])
     centred = np.zeros(len(centres), bool)  # frames centred inside a gap: what the fill is judged on
     touching = np.zeros(len(centres), bool)  # frames whose window overlaps a gap: what is corrected
@@ -626,7 +623,7 @@ def _match_context_level(wave: np.ndarray, region: dict, picture: WaveformPictur
     gain = context_level_gain(spec[:, 1:, centred].abs(), context)  # rows are bins 1..1024
     gain = torch.cat([gain[:, :1], gain], dim=1)  # DC bin: as bin 1
     spec[:, :, touching] *= gain[..., None]
-    fixed = torch.istft(spec, N_FFT, HOP, window=window, length=z.shape[1]).numpy()
+    fixed = istft(spec, length=z.shape[1]).numpy()
     return fixed[:, n0 - lo:n1 - lo].astype(np.float32)
 
 
