@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from a2sb import baselines, evaluate
+from a2sb import evaluate
 from a2sb.degrade import lowpass
+from a2sb.errors import A2SBError
 from a2sb.metrics import magnitude_spectrogram
 
 RATE = 44100
@@ -32,10 +33,10 @@ def band_edges(cutoff_hz: float) -> list[tuple[float, float]]:
 
 def band_scores(reference: np.ndarray, restored: np.ndarray, bands) -> list[tuple[float, float]]:
     """(mean log10 power ratio, LSD) per band, on the mono mix."""
-    mono = lambda x: x.mean(0) if x.ndim == 2 else x  # noqa: E731
     n = min(reference.shape[-1], restored.shape[-1])
-    R = np.log10(magnitude_spectrogram(mono(reference[..., :n])) ** 2 + EPS)
-    E = np.log10(magnitude_spectrogram(mono(restored[..., :n])) ** 2 + EPS)
+    reference, restored = (np.atleast_2d(x)[:, :n].mean(0) for x in (reference, restored))
+    R = np.log10(magnitude_spectrogram(reference) ** 2 + EPS)
+    E = np.log10(magnitude_spectrogram(restored) ** 2 + EPS)
     freqs = np.fft.rfftfreq(2048, 1 / RATE)
     out = []
     for low, high in bands:
@@ -44,30 +45,46 @@ def band_scores(reference: np.ndarray, restored: np.ndarray, bands) -> list[tupl
     return out
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def clip_parser(doc: str) -> argparse.ArgumentParser:
+    """Arguments shared with sbr_envelope.py: the clips, the lowpass and the a2sb model."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("directory")
     parser.add_argument("--cutoff", type=float, default=4000.0)
     parser.add_argument("--max-seconds", type=float, default=8.0)
     parser.add_argument("--model", default=None, help="a2sb model (bundled name or folder); default: bundled")
-    parser.add_argument("--methods", default="sbr,a2sb")
-    args = parser.parse_args()
-    files = sorted(p for p in Path(args.directory).iterdir() if p.suffix.lower() in (".flac", ".wav"))
+    return parser
+
+
+def degraded_clips(args):
+    """(name, clean, degraded) per audio file of args.directory, degraded as `a2sb bench quality --task bwe`."""
+    files = sorted(p for p in Path(args.directory).iterdir() if evaluate._is_audio(p))
     if not files:
-        print(f"error: no .flac or .wav files in {args.directory}", file=sys.stderr)
-        return 1
-    methods = {name: baselines.BWE_METHODS[name] for name in ("lowpassed", "sbr") if name in args.methods}
-    if "a2sb" in args.methods:
-        methods["a2sb"] = lambda x, sr, cutoff_hz: evaluate.restore_a2sb(x, sr, cutoff_hz, model=args.model)
-    bands = band_edges(args.cutoff)
-    scores: dict[str, list] = {name: [] for name in methods}
+        raise A2SBError(f"no audio files in {args.directory}")
     for path in files:
         clean = evaluate._read_clean(path, args.max_seconds)
-        degraded = lowpass(clean, RATE, args.cutoff, kind="butter", order=8)
-        for name, method in methods.items():
-            scores[name].append(band_scores(clean, np.asarray(method(degraded, RATE, cutoff_hz=args.cutoff)), bands))
+        yield path.name, clean, lowpass(clean, RATE, args.cutoff, kind="butter", order=8)
+
+
+def main() -> int:
+    parser = clip_parser(__doc__)
+    parser.add_argument("--steps", type=int, default=None, help="a2sb sampling steps; default: the model's")
+    parser.add_argument("--sampler", choices=("ode", "sde"), default=None)
+    parser.add_argument("--methods", default="sbr,a2sb", help="comma-separated, as for `a2sb bench quality`")
+    args = parser.parse_args()
+    try:  # the bench's own method table: same names, same a2sb settings, same error for a bad name
+        methods = evaluate._bench_methods("bwe", args.methods, args)
+        bands = band_edges(args.cutoff)
+        scores: dict[str, list] = {name: [] for name in methods}
+        for _, clean, degraded in degraded_clips(args):
+            for name, method in methods.items():
+                restored = np.asarray(method(degraded, RATE, cutoff_hz=args.cutoff))
+                scores[name].append(band_scores(clean, restored, bands))
+    except A2SBError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     header = " | ".join(f"{low / 1000:g}–{high / 1000:g} kHz" for low, high in bands)
-    print(f"{len(files)} clips from {args.directory}, cutoff {args.cutoff:g} Hz; per band: bias (bels) / LSD\n")
+    clips = len(next(iter(scores.values())))
+    print(f"{clips} clips from {args.directory}, cutoff {args.cutoff:g} Hz; per band: bias (bels) / LSD\n")
     print(f"| method | {header} |\n|---|" + "---:|" * len(bands))
     for name, per_file in scores.items():
         mean = np.mean(per_file, axis=0)  # bands x (bias, lsd)
