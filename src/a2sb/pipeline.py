@@ -527,7 +527,7 @@ def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channe
                 columns[index][j] = None if x0 is None else x0[..., j - a].float().cpu().clone()
     for region, cols in zip(regions, columns):
         region["wave"] = _region_wave(region, cols, picture, channels, out_rate,
-                                      (plan.gaps, plan.gap_frames) if level_match else None)
+                                      plan.gap_frames if level_match else None)
     chunk = 1 << 18
     for start in range(0, out_length, chunk):
         stop = min(out_length, start + chunk)
@@ -567,7 +567,7 @@ def _splice_regions(plan: _Plan, out_rate: int) -> list[dict]:
                                 out_start, out_stop, out_rate)
         regions.append(dict(n0=n0, n1=n1, first_frame=max(0, n0 // HOP - 2),
                             stop_frame=min(plan.frames, (n1 - 1) // HOP + 3),
-                            out_start=out_start, out_stop=out_stop, weight=weight[None]))
+                            out_start=out_start, out_stop=out_stop, weight=weight[None], gaps=group))
     return regions
 
 
@@ -585,7 +585,7 @@ def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CO
     return gain[:, 0].clamp(lo, hi).exp()
 
 
-def _match_context_level(wave: np.ndarray, region: dict, picture: WaveformPicture, gaps, gap_frames) -> np.ndarray:
+def _match_context_level(wave: np.ndarray, region: dict, picture: WaveformPicture, gap_frames) -> np.ndarray:
     """Ours, not published: correct the spectral level of a gap fill to that of the music around it.
 
     The fill of a small model after resynthesis is often a few dB too quiet where there is music and
@@ -595,8 +595,7 @@ def _match_context_level(wave: np.ndarray, region: dict, picture: WaveformPictur
     against the frames centred inside the gaps), so the model's timing and fine structure are kept.
     `wave` is the region's model waveform at 44.1 kHz (samples n0..n1); returns its replacement."""
     n0, n1 = region["n0"], region["n1"]
-    inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in gaps
-              if n0 <= a * SAMPLE_RATE < n1]
+    inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in region["gaps"]]
     if not inside or wave.shape[1] != n1 - n0:
         return wave
     reach = int(round(CONTEXT_LEVEL_SECONDS * SAMPLE_RATE / HOP))
@@ -641,7 +640,7 @@ def _splice_weight(gaps: list[tuple[int, int]], n0: int, n1: int, rate: int) -> 
 
 
 def _region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: int, out_rate: int,
-                 match=None) -> np.ndarray:
+                 gap_frames=None) -> np.ndarray:
     first, stop = region["first_frame"], region["stop_frame"]
     frames = []
     for j in range(first, stop):
@@ -654,8 +653,8 @@ def _region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: i
         tail_start, tail = ola.finish()
         samples = torch.cat([samples, tail], dim=-1)
     wave = samples.numpy()[:, region["n0"] - start:region["n1"] - start]
-    if match is not None:
-        wave = _match_context_level(wave, region, picture, *match)
+    if gap_frames is not None:  # level match on
+        wave = _match_context_level(wave, region, picture, gap_frames)
     if out_rate != SAMPLE_RATE:
         wave = resample(wave, SAMPLE_RATE, out_rate)
     length = region["out_stop"] - region["out_start"]
