@@ -26,22 +26,29 @@ def test_lowpassed_is_identity():
     np.testing.assert_array_equal(baselines.bwe_lowpassed(x, SR, cutoff_hz=4000), x)
 
 
-def test_sbr_keeps_known_band_and_fills_high_band_at_plausible_level():
+def test_sbr_keeps_known_band_and_fills_high_band_at_the_envelope_level():
     clean = harmonic(1.0, channels=2)
     degraded = lowpass(clean, SR, 4000, kind="butter")
     restored = baselines.bwe_sbr(degraded, SR, cutoff_hz=4000)
     assert restored.shape == degraded.shape and restored.dtype == np.float32
 
-    # Known band returned exactly (up to float32 rounding): the difference has no energy at or below 4 kHz.
+    # Known band (below 0.9·fc = 3.6 kHz) returned exactly (up to float32 rounding).
     added = restored.astype(np.float64) - degraded
     freqs = np.fft.rfftfreq(clean.shape[-1], 1 / SR)
-    low_leak = np.abs(np.fft.rfft(added, axis=-1))[:, freqs <= 4000].max()
+    low_leak = np.abs(np.fft.rfft(added, axis=-1))[:, freqs <= 3600].max()
     assert low_leak < 1e-4 * np.abs(np.fft.rfft(degraded, axis=-1)).max()
+    # The transition band 3.6-4 kHz, attenuated by the lowpass, is topped up towards the clean level.
+    assert band_energy(degraded, 3600, 4000) < band_energy(restored, 3600, 4000) < band_energy(clean, 3600, 4000)
 
-    # High band: 1/k partials have a -6 dB/octave tilt, so the extrapolated level should be close.
-    for low, high in [(4000, 8000), (8000, 16000), (4000, 22050)]:
+    # 1/k partials fall by exactly 6 dB/octave, the fitted slope; the copies follow that line bent down
+    # by 3 dB/octave² above 3.6 kHz, so each band's level is the clean one times the bend's mean gain.
+    clean_power = np.abs(np.fft.rfft(clean, axis=-1)) ** 2
+    bend = 10 ** (-3 * np.maximum(0, np.log2(np.maximum(freqs, 1) / 3600)) ** 2 / 10)
+    for low, high in [(4000, 8000), (8000, 16000), (16000, 22050)]:
+        band = (freqs > low) & (freqs <= high)
+        expected_db = 10 * np.log10(np.sum(clean_power[:, band] * bend[band]) / np.sum(clean_power[:, band]))
         ratio_db = 10 * np.log10(band_energy(restored, low, high) / band_energy(clean, low, high))
-        assert abs(ratio_db) < 4, (low, high, ratio_db)
+        assert abs(ratio_db - expected_db) < 1.0, (low, high, ratio_db, expected_db)
     assert band_energy(degraded, 6000, 22050) < 1e-6 * band_energy(clean, 6000, 22050)
     # And it is much closer to the clean spectrum than the lowpassed input.
     assert metrics.lsd_high(clean, restored, 4000) < 0.5 * metrics.lsd_high(clean, degraded, 4000)
@@ -52,6 +59,8 @@ def test_sbr_needs_a_cutoff_and_passes_through_at_nyquist():
     with pytest.raises(A2SBError):
         baselines.bwe_sbr(x, SR)
     np.testing.assert_array_equal(baselines.bwe_sbr(x, SR, cutoff_hz=SR / 2), x)
+    with pytest.raises(A2SBError, match="44100"):
+        baselines.bwe_sbr(x, 48000, cutoff_hz=4000)
 
 
 def test_silence_zeroes_gaps_only():

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.signal as sps
+import torch
 
 from .degrade import gap_sample_ranges, insert_gaps
 from .errors import A2SBError
-
-# --------------------------------------------------------------------------------------------------
-# Bandwidth extension
-
-SBR_FFT = 2048
-SBR_HOP = 512
-SBR_SOURCE_TOP = 0.97  # stay below the lowpass transition band when choosing what to copy
-SBR_SLOPE_LIMITS_DB_PER_OCTAVE = (-30.0, 0.0)
+from .representation import N_FFT, SAMPLE_RATE, istft, stft
+from .sbr import SOURCE_TOP, sbr_spectrum
 
 
 def _channels(audio) -> tuple[np.ndarray, bool]:
@@ -44,6 +39,10 @@ def _need_cutoff(cutoff_hz, sample_rate) -> float:
     return float(cutoff_hz)
 
 
+# --------------------------------------------------------------------------------------------------
+# Bandwidth extension
+
+
 def bwe_lowpassed(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=None) -> np.ndarray:
     """The degraded input itself: the floor every BWE method should beat."""
     x, was_1d = _channels(audio)
@@ -51,66 +50,22 @@ def bwe_lowpassed(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=
 
 
 def bwe_sbr(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=None) -> np.ndarray:
-    """Spectral band replication: fill above the cutoff with shifted copies of the octave below it.
+    """Spectral band replication (`a2sb.sbr.sbr_spectrum`) with the slope fitted on each whole channel.
 
-    Each STFT frame's band [c/2, c) (c slightly below the cutoff) is copied upwards, repeatedly, until
-    Nyquist. Copies keep the source's phase, advanced per frame so each copy is a consistent frequency
-    shift, and are shaped by a straight line fitted to the average log spectrum against log frequency
-    below the cutoff (the spectral tilt, extrapolated). The generated band is highpassed above the
-    cutoff and added to the input, so everything at or below the cutoff is returned exactly.
+    Copies of the octave below 0.9·fc, shifted by multiples of 4 STFT bins (exact frequency shifts) and
+    shaped by the extrapolated spectral tilt, fill everything above 0.9·fc; in the transition band
+    [0.9·fc, fc] they only top up bins where the input is weaker. Everything below 0.9·fc is returned
+    exactly: only the part of the change above 0.9·fc is added to the input.
     """
     cutoff_hz = _need_cutoff(cutoff_hz, sample_rate)
+    if sample_rate != SAMPLE_RATE:
+        raise A2SBError(f"SBR works at {SAMPLE_RATE} Hz, got {sample_rate} Hz")
     x, was_1d = _channels(audio)
-    if cutoff_hz >= sample_rate / 2 or x.shape[-1] < SBR_FFT:
+    if cutoff_hz >= sample_rate / 2 or x.shape[-1] < N_FFT:
         return _result(x, was_1d)
-    generated = np.stack([_sbr_high_band(channel, sample_rate, cutoff_hz) for channel in x])
-    return _result(x + _highpass_exact(generated, sample_rate, cutoff_hz), was_1d)
-
-
-def _sbr_high_band(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
-    n = len(x)
-    _, _, spec = sps.stft(x, nperseg=SBR_FFT, noverlap=SBR_FFT - SBR_HOP, window="hann")  # bins x frames
-    bins = spec.shape[0]
-    bin_hz = sample_rate / SBR_FFT
-    first_target = int(np.floor(cutoff_hz / bin_hz)) + 1
-    source_top = max(int(SBR_SOURCE_TOP * cutoff_hz / bin_hz), 2)
-    source_bottom = max(source_top // 2, 1)
-    width = source_top - source_bottom
-    if width < 1 or first_target >= bins:
-        return np.zeros(n)
-
-    slope = _fit_log_tilt(np.abs(spec), bin_hz, source_top)
-    targets = np.arange(first_target, bins)
-    sources = source_bottom + (targets - first_target) % width
-    # Gain that moves the fitted tilt from each source bin to its target bin.
-    gain_db = slope * (np.log2(targets) - np.log2(sources))
-    gain = 10 ** (gain_db / 20)
-    shift = targets - sources
-    frames = np.arange(spec.shape[1])
-    # A component moved up by `shift` bins turns SBR_HOP/SBR_FFT·shift cycles further per hop.
-    phase_advance = np.exp(2j * np.pi * np.outer(shift, frames) * SBR_HOP / SBR_FFT)
-    high = np.zeros_like(spec)
-    high[targets] = spec[sources] * gain[:, None] * phase_advance
-    _, y = sps.istft(high, nperseg=SBR_FFT, noverlap=SBR_FFT - SBR_HOP, window="hann")
-    return _fit_length(y, n)
-
-
-def _fit_log_tilt(magnitude: np.ndarray, bin_hz: float, top: int) -> float:
-    """Slope (dB per octave) of a least-squares line of mean level against log2 frequency below the cutoff.
-
-    Only the tilt is needed: the copies already carry the level of the band they come from.
-
-    The band reaches down to a quarter of its top (two octaves) so the tilt estimate is not dominated
-    by a few harmonics; the slope is clipped to a plausible range for music.
-    """
-    low = max(top // 4, 1)
-    bins = np.arange(low, top)
-    level_db = 20 * np.log10(magnitude[low:top].mean(axis=1) + 1e-10)
-    octave = np.log2(bins * bin_hz)
-    if len(bins) < 2:
-        return 0.0
-    slope = np.polyfit(octave, level_db, 1)[0]
-    return float(np.clip(slope, *SBR_SLOPE_LIMITS_DB_PER_OCTAVE))
+    wave = torch.from_numpy(x)
+    generated = istft(sbr_spectrum(stft(wave), cutoff_hz), length=x.shape[-1]).numpy()
+    return _result(x + _highpass_exact(generated - x, sample_rate, SOURCE_TOP * cutoff_hz), was_1d)
 
 
 def _highpass_exact(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
@@ -119,10 +74,6 @@ def _highpass_exact(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.nda
     spectrum = np.fft.rfft(x, axis=-1)
     spectrum[..., np.fft.rfftfreq(n, 1 / sample_rate) <= cutoff_hz] = 0
     return np.fft.irfft(spectrum, n=n, axis=-1)
-
-
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    return y[:n] if len(y) >= n else np.pad(y, (0, n - len(y)))
 
 
 # --------------------------------------------------------------------------------------------------
