@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import fnmatch
 import hashlib
 import json
 import os
@@ -46,8 +47,34 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
     from a2sb.audio import read_audio
 
-PACKAGES = ("singularity-music", "nexuiz-music", "wesnoth-1.16-music", "fluid-soundfont-gm")
-MUSIC_PACKAGES = ("singularity-music", "nexuiz-music", "wesnoth-1.16-music")
+# Where each package keeps its music (relative to the unpacked package; "pk3" = the unzipped .pk3 archives).
+# Only these Debian packages are used for training and our own evaluation; other music packages are kept
+# for independent evaluation and must not be downloaded. Packages listed with None ship no music that
+# libsndfile can decode (see docs/data.md): they are recorded, not used.
+MUSIC_DIRS = {
+    "singularity-music": "usr/share",
+    "nexuiz-music": "pk3",
+    "wesnoth-1.16-music": "usr/share",
+    "ufoai-music": "pk3",
+    "planetblupi-music-ogg": "usr/share/planetblupi/music",
+    "drascula-music": "usr/share/scummvm/drascula/audio",  # its de/en/es/fr/it folders hold speech
+    "asc-music": "usr/share/games/asc/music",
+    "pushover-data": "usr/share/pushover/themes",
+    "supertux-data": "usr/share/games/supertux2/music",
+    "hedgewars-data": "usr/share/games/hedgewars/Data/Music",
+    "freedroidrpg-data": "usr/share/freedroidrpg/data/sound/music",
+    "widelands-data": "usr/share/games/widelands/data/music",
+    "lincity-ng-data": "usr/share/games/lincity-ng/music",
+    "supertuxkart-data": "usr/share/games/supertuxkart/data/music",
+    "boswars-data": None,  # only an intro video (Ogg Theora) and sound effects
+    "fb-music-high": None,  # one tracker module (.xm): not audio libsndfile can read
+}
+# Whole packages held out as the test set: never trained on, never used for choices made while
+# training; different styles (hedgewars: varied game themes incl. rock; widelands: orchestral and
+# folk; freedroidrpg: electronic, ambient and metal).
+HELDOUT_PACKAGES = ("hedgewars-data", "widelands-data", "freedroidrpg-data")
+MUSIC_PACKAGES = tuple(p for p, d in MUSIC_DIRS.items() if d is not None)
+PACKAGES = (*MUSIC_DIRS, "fluid-soundfont-gm")
 AUDIO_EXTENSIONS = {".ogg", ".oga", ".flac", ".mp3", ".wav"}
 SAMPLE_RATE = 44100
 MIN_NATIVE_RATE = 44100  # a track stored at a lower rate cannot hold the band we want to restore
@@ -115,9 +142,11 @@ def extract(data: Path, debs: dict[str, Path]) -> None:
             shutil.rmtree(target)
         tmp.rename(target)
         marker.write_text(deb.name + "\n")
-    # Nexuiz keeps its soundtrack in a Quake-style .pk3, which is a zip file.
-    for pk3 in sorted((pkgs / "nexuiz-music").rglob("*.pk3")):
-        out = pkgs / "nexuiz-music" / "pk3" / pk3.stem
+    # Nexuiz and UFO:AI keep their soundtracks in Quake-style .pk3 files, which are zip archives.
+    pk3s = [(pkg, pk3) for pkg, where in MUSIC_DIRS.items() if where == "pk3"
+            for pk3 in sorted((pkgs / pkg / "usr").rglob("*.pk3"))]
+    for pkg, pk3 in pk3s:
+        out = pkgs / pkg / "pk3" / pk3.stem
         marker = out / ".unzipped"
         if marker.exists():
             say(f"[unzip] {pk3.name}: present, skipping")
@@ -135,36 +164,87 @@ def extract(data: Path, debs: dict[str, Path]) -> None:
 # ------------------------------------------------------------------------------------------ 3: licences
 
 
-def licence_of(pkg_dir: Path) -> tuple[str, str, str]:
-    """(SPDX-like id, holder, full copyright text) of an extracted package, recognised from its text."""
+def copyright_text(pkg_dir: Path) -> str:
     texts = sorted(pkg_dir.glob("usr/share/doc/*/copyright"))
-    text = texts[0].read_text(errors="replace") if texts else ""
-    readmes = " ".join(
-        p.read_text(errors="replace")
-        for p in pkg_dir.glob("usr/share/doc/*/README*")
-        if p.is_file() and p.suffix != ".gz"
-    )
-    both = (text + " " + readmes).lower()
-    if "mit license" in both and "permission is hereby granted, free of charge" in both:
-        ident = "MIT"
-    elif "creative commons" in both and ("by-sa 3.0" in both or "attribution-sharealike 3.0" in both):
-        ident = "CC-BY-SA-3.0"
-    elif "gnu general public license" in both and "version 2" in both and "any later version" in both:
-        ident = "GPL-2.0-or-later"
+    return texts[0].read_text(errors="replace") if texts else ""
+
+
+def licence_of(pkg_dir: Path) -> tuple[str, str, str]:
+    """(SPDX-like id, holder, full copyright text) of an extracted package: the licence of its `Files: *`
+    stanza when the copyright file is machine-readable (DEP-5), else recognised from the text."""
+    text = copyright_text(pkg_dir)
+    stanzas = dep5_stanzas(text)
+    whole = [st for st in stanzas if "*" in st["files"]]
+    if whole and whole[-1]["license"]:
+        ident, holder = whole[-1]["license"], whole[-1]["copyright"]
     else:
-        ident = "UNKNOWN (read the text below)"
-    holder = KNOWN_LICENCES.get(pkg_dir.name, ("", "see text"))[1]
-    expected = KNOWN_LICENCES.get(pkg_dir.name, (None,))[0]
-    if expected and expected != ident:
-        say(f"  WARNING: {pkg_dir.name}: copyright text reads as {ident}, expected {expected}: check it")
+        readmes = " ".join(
+            p.read_text(errors="replace")
+            for p in pkg_dir.glob("usr/share/doc/*/README*")
+            if p.is_file() and p.suffix != ".gz"
+        )
+        both = (text + " " + readmes).lower()
+        if "mit license" in both and "permission is hereby granted, free of charge" in both:
+            ident = "MIT"
+        elif "creative commons" in both and ("by-sa 3.0" in both or "attribution-sharealike 3.0" in both):
+            ident = "CC-BY-SA-3.0"
+        elif "gnu general public license" in both and "version 2" in both and "any later version" in both:
+            ident = "GPL-2.0-or-later"
+        else:
+            ident = "UNKNOWN (read the text below)"
+        holder = "see text"
+    known = KNOWN_LICENCES.get(pkg_dir.name)
+    if known:
+        holder = known[1]
+        if known[0] != ident and not (whole and whole[-1]["license"]):
+            say(f"  WARNING: {pkg_dir.name}: copyright text reads as {ident}, expected {known[0]}: check it")
     return ident, holder, text
+
+
+def dep5_stanzas(text: str) -> list[dict]:
+    """The `Files:` stanzas of a machine-readable Debian copyright file: patterns, licence, copyright."""
+    stanzas = []
+    for block in re.split(r"\n\s*\n", text):
+        fields, key = {}, None
+        for line in block.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key] += "\n" + line.strip()
+            elif ":" in line:
+                key, _, value = line.partition(":")
+                key = key.strip().lower()
+                fields[key] = value.strip()
+        if "files" in fields:
+            stanzas.append({
+                "files": fields["files"].split(),
+                "license": fields.get("license", "").split("\n")[0].strip(),
+                "copyright": " ".join(fields.get("copyright", "").split()),
+            })
+    return stanzas
+
+
+def track_licence(stanzas: list[dict], installed: str, fallback: str | None) -> tuple[str | None, str]:
+    """(licence, copyright) of one installed file: the last stanza with a pattern matching the end of
+    its path. DEP-5 patterns name source-tree paths (data/music/x.ogg) that the package installs
+    elsewhere (usr/share/games/x/music/x.ogg), so a pattern also matches with its leading folders
+    dropped, as long as one folder is left; `*` also matches "/"."""
+    parts = installed.split("/")
+    suffixes = ["/".join(parts[i:]) for i in range(len(parts))]
+    found = (fallback, "")
+    for st in stanzas:
+        for pattern in st["files"]:
+            pieces = pattern.split("/")
+            tails = ["/".join(pieces[i:]) for i in range(max(len(pieces) - 1, 1))]
+            if pattern != "*" and any(fnmatch.fnmatchcase(sfx, tail) for tail in tails for sfx in suffixes):
+                found = (st["license"] or fallback, st["copyright"])
+    return found
 
 
 def write_licences(data: Path) -> dict[str, str]:
     ids = {}
     parts = [
         "Licences of the third-party material that scripts/prepare_data.py downloads into data/.\n"
-        "None of it is committed to the a2sb repository. The copyright files are quoted verbatim below.\n"
+        "None of it is committed to the a2sb repository. The copyright files are quoted verbatim below;\n"
+        "the licence of each track (from the stanza matching its path) is in data/tracks.json.\n"
     ]
     for pkg in PACKAGES:
         ident, holder, text = licence_of(data / "pkgs" / pkg)
@@ -183,7 +263,8 @@ def write_licences(data: Path) -> dict[str, str]:
 def collect_tracks(data: Path, extra_dirs: list[Path] = ()) -> list[dict]:
     """Music tracks of the Debian packages, then of each --extra-dir (as package ``local:<folder name>``)."""
     pkgs = data / "pkgs"
-    roots = [(pkg, pkgs / pkg, lambda p: p.relative_to(pkgs).as_posix()) for pkg in MUSIC_PACKAGES]
+    roots = [(pkg, pkgs / pkg / MUSIC_DIRS[pkg], lambda p: p.relative_to(pkgs).as_posix()) for pkg in MUSIC_PACKAGES]
+    stanzas = {pkg: dep5_stanzas(copyright_text(pkgs / pkg)) for pkg in MUSIC_PACKAGES}
     for folder in extra_dirs:
         folder = folder.resolve()
         if not folder.is_dir():
@@ -212,16 +293,24 @@ def collect_tracks(data: Path, extra_dirs: list[Path] = ()) -> list[dict]:
             if level < MIN_LEVEL_DB:
                 say(f"[collect] excluded {rel}: nearly silent ({level:.0f} dBFS RMS)")
                 continue
-            tracks.append(
-                {
-                    "path": str(path.resolve()),
-                    "relpath": rel,
-                    "package": pkg,
-                    "native_rate": int(info.samplerate),
-                    "channels": int(info.channels),
-                    "duration": round(info.frames / info.samplerate, 3),
-                }
-            )
+            track = {
+                "path": str(path.resolve()),
+                "relpath": rel,
+                "package": pkg,
+                "native_rate": int(info.samplerate),
+                "channels": int(info.channels),
+                "duration": round(info.frames / info.samplerate, 3),
+            }
+            if pkg in stanzas:  # a pk3 member is licensed as the archive it came from
+                installed = path.relative_to(pkgs / pkg).as_posix()
+                if installed.startswith("pk3/"):
+                    installed = next((pkgs / pkg / "usr").rglob(f"{installed.split('/')[1]}.pk3"))
+                    installed = installed.relative_to(pkgs / pkg).as_posix()
+                whole = [st["license"] for st in stanzas[pkg] if "*" in st["files"]]
+                track["licence"], track["copyright"] = track_licence(
+                    stanzas[pkg], installed, (whole or [None])[-1]
+                )
+            tracks.append(track)
     say(f"[collect] {len(tracks)} music tracks, {sum(t['duration'] for t in tracks) / 60:.1f} min")
     return tracks
 
@@ -262,7 +351,12 @@ def split_of(u: float) -> str:
 
 
 def assign_splits(tracks: list[dict]) -> None:
-    """Deterministic split by the hash of each track's (piece-normalised) relative path."""
+    """Deterministic split by the hash of each track's (piece-normalised) relative path; every track of a
+    held-out package goes to the "heldout" split, outside the train/validation/test split."""
+    heldout = [t for t in tracks if t["package"] in HELDOUT_PACKAGES]
+    for t in heldout:
+        t["hash"], t["split"] = unit_hash(group_key(t["relpath"])), "heldout"
+    tracks = [t for t in tracks if t["package"] not in HELDOUT_PACKAGES]
     for t in tracks:
         t["hash"] = unit_hash(group_key(t["relpath"]))
         t["split"] = split_of(t["hash"])
@@ -299,19 +393,24 @@ def bandwidth_hz(path: str, duration: float) -> float:
 
 
 def write_manifests(data: Path, tracks: list[dict], licences: dict[str, str]) -> None:
-    splits = {name: sorted(t["path"] for t in tracks if t["split"] == name) for name, _ in SPLIT_BOUNDS}
+    names = [name for name, _ in SPLIT_BOUNDS] + ["heldout"]
+    splits = {name: sorted(t["path"] for t in tracks if t["split"] == name) for name in names}
     _write_text(data / "splits.json", json.dumps(splits, indent=2) + "\n")
-    rows = [(t["split"], t["path"], f"{t['duration']:.3f}") for t in tracks]
-    order = {name: i for i, (name, _) in enumerate(SPLIT_BOUNDS)}
+    rows = [(t["split"], t["path"], f"{t['duration']:.3f}") for t in tracks if t["split"] != "heldout"]
+    order = {name: i for i, name in enumerate(names)}
     rows.sort(key=lambda r: (order[r[0]], r[1]))
     _write_csv(data / "music.csv", rows)
+    # The held-out packages get a manifest of their own (split column "test"), never mixed into music.csv.
+    held = sorted(("test", t["path"], f"{t['duration']:.3f}") for t in tracks if t["split"] == "heldout")
+    _write_csv(data / "heldout.csv", held)
     details = [
         {k: v for k, v in t.items() if k != "hash"}
-        | {"licence": licences.get(t["package"], "user-supplied (not checked)")}
+        | {"licence": t.get("licence") or licences.get(t["package"], "user-supplied (not checked)")}
         for t in tracks
     ]
     _write_text(data / "tracks.json", json.dumps(details, indent=2) + "\n")
-    say(f"[manifest] wrote {data / 'splits.json'}, {data / 'music.csv'} ({len(rows)} rows), {data / 'tracks.json'}")
+    say(f"[manifest] wrote {data / 'splits.json'}, {data / 'music.csv'} ({len(rows)} rows), "
+        f"{data / 'heldout.csv'} ({len(held)} rows), {data / 'tracks.json'}")
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -593,7 +692,7 @@ def main(argv: list[str] | None = None) -> None:
         t["bandwidth_hz"] = round(bandwidth_hz(t["path"], t["duration"]))
     extra = build_rendered(data, args.rendered, args.rendered_seconds) if args.rendered else previous_rendered(data)
     write_manifests(data, tracks, licences)
-    for name, _ in SPLIT_BOUNDS:
+    for name in [n for n, _ in SPLIT_BOUNDS] + ["heldout"]:
         chosen = [t for t in tracks if t["split"] == name]
         rendered = [r for r in extra if r["split"] == name]
         say(
