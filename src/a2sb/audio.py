@@ -1,12 +1,21 @@
 """Audio file input and output: read anything libsndfile reads, resample with soxr, write atomically.
 
 Audio arrays are float32 NumPy arrays shaped (channels, samples).
+
+Damaged files: libsndfile trusts a WAV/AIFF/AU file whose header promises more sample data than the
+file holds and reports only the frames that are there, and it decodes Ogg streams across corrupt or
+missing pages, so neither is an error when reading. `audio_info` therefore compares the header's
+data size with the file's length itself, and with `verify=True` also walks every Ogg page (checksum,
+sequence, a complete last page, end of stream) before a file is restored.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
-import tempfile
+import secrets
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,8 +43,12 @@ class AudioInfo:
         return self.frames / self.sample_rate if self.sample_rate else 0.0
 
 
-def audio_info(path: str | os.PathLike) -> AudioInfo:
-    """Header information of an audio file, with a clear error for missing or unreadable files."""
+def audio_info(path: str | os.PathLike, verify: bool = False) -> AudioInfo:
+    """Header information of an audio file, with a clear error for missing, unreadable or truncated files.
+
+    A WAV/RF64/AIFF/AU header whose data size runs past the end of the file is an error (a truncated
+    file). `verify` also reads the whole file and checks what its container can check (every Ogg
+    page), so that a damaged file is refused before any work is done."""
     path = str(path)
     if not os.path.exists(path):
         raise A2SBError(f"no such file: {path}")
@@ -44,8 +57,117 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     try:
         info = sf.info(path)
     except Exception as err:  # libsndfile raises several types for bad headers
-        raise A2SBError(f"cannot read audio file {path}: {_short(err)}") from None
+        raise A2SBError(f"cannot read audio file {path}: {_short(err, path)}") from None
+    try:
+        _check_container(path, verify)
+    except OSError as err:
+        raise A2SBError(f"cannot read audio file {path}: {err.strerror or err}") from None
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
+
+
+# ------------------------------------------------------------------------------------ damaged files
+
+def _check_container(path: str, verify: bool) -> None:
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(12)
+        extent = _sample_data_extent(f, head, size)
+        if extent is not None:
+            start, declared = extent
+            if start + declared > size:
+                raise A2SBError(f"{path} is truncated: its header promises {declared} bytes of samples, "
+                                f"the file holds {max(0, size - start)}")
+        if verify and head[:4] == b"OggS" and size:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                problem = _ogg_problem(data)
+            if problem:
+                raise A2SBError(f"{path} is damaged: {problem}")
+
+
+def _sample_data_extent(f, head: bytes, size: int) -> tuple[int, int] | None:
+    """(offset, declared size) of the sample data of a WAV/RF64, AIFF/AIFC or AU file, or None for other
+    formats and for headers that leave the size open (0 or 0xFFFFFFFF, as written by streaming tools)."""
+    unknown = (0, 0xFFFFFFFF)
+    max_chunks = 4096  # a damaged header of tiny chunks must not make this a long walk
+    if head[:4] in (b"RIFF", b"RIFX", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        endian = ">" if head[:4] == b"RIFX" else "<"
+        pos, data64 = 12, None
+        for _ in range(max_chunks):
+            if pos + 8 > size:
+                break
+            f.seek(pos)
+            chunk, length = struct.unpack(endian + "4sI", f.read(8))
+            if chunk == b"ds64":  # RF64: the real sizes (64 bit) live here
+                body = f.read(16)
+                data64 = struct.unpack("<QQ", body)[1] if len(body) == 16 else None
+            elif chunk == b"data":
+                if length == 0xFFFFFFFF and data64 is not None:
+                    length = data64
+                return None if length in unknown else (pos + 8, length)
+            pos += 8 + length + (length & 1)
+        return None
+    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
+        pos = 12
+        for _ in range(max_chunks):
+            if pos + 8 > size:
+                break
+            f.seek(pos)
+            chunk, length = struct.unpack(">4sI", f.read(8))
+            if chunk == b"SSND":  # offset and block size, then the samples
+                return None if length in unknown else (pos + 8, length)
+            pos += 8 + length + (length & 1)
+        return None
+    if head[:4] == b".snd" and len(head) >= 12:
+        offset, length = struct.unpack(">II", head[4:12])
+        return None if length in unknown else (offset, length)
+    return None
+
+
+_BIT_REVERSED = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+
+
+def _ogg_crc(page: bytes) -> int:
+    """Ogg's CRC-32 (polynomial 0x04C11DB7, not reflected, initial value and final xor 0), computed with
+    zlib's reflected CRC-32 on bit-reversed bytes."""
+    reflected = ~zlib.crc32(page.translate(_BIT_REVERSED), 0xFFFFFFFF) & 0xFFFFFFFF
+    return int.from_bytes(reflected.to_bytes(4, "little").translate(_BIT_REVERSED), "big")
+
+
+def _ogg_problem(data) -> str | None:
+    """What is wrong with an Ogg file's pages, or None: each page must be whole, carry its checksum and
+    follow the previous page of its stream, and the last page of every stream must be flagged
+    end-of-stream. (Pages after one so flagged that continue its sequence are accepted: some tools
+    write them, and decoders play them.) Bytes after every stream has ended are ignored."""
+    size, pos = len(data), 0
+    streams: dict[int, tuple[int, bool]] = {}  # serial -> (last page sequence number, ended)
+    while pos < size:
+        if data[pos:pos + 4] != b"OggS":
+            if pos == 0 or not all(ended for _, ended in streams.values()):
+                return f"no Ogg page where one should begin (byte {pos})"
+            return None
+        if pos + 27 > size:
+            return f"truncated: the last Ogg page is incomplete (byte {pos})"
+        flags, serial, sequence, crc, segments = struct.unpack_from("<B8xIIIB", data, pos + 5)
+        header = 27 + segments
+        if pos + header > size:
+            return f"truncated: the last Ogg page is incomplete (byte {pos})"
+        end = pos + header + sum(data[pos + 27:pos + header])
+        if end > size:
+            return f"truncated: the last Ogg page is incomplete (byte {pos})"
+        page = bytearray(data[pos:end])
+        page[22:26] = bytes(4)
+        if _ogg_crc(bytes(page)) != crc:
+            return f"corrupt Ogg page at byte {pos} (checksum mismatch)"
+        if not flags & 0x02:  # not the beginning of a stream: must continue one
+            if serial not in streams:
+                return f"Ogg page of an unknown stream at byte {pos}"
+            if sequence != streams[serial][0] + 1:
+                return f"Ogg pages missing before byte {pos}"
+        streams[serial] = (sequence, bool(flags & 0x04))
+        pos = end
+    if not all(ended for _, ended in streams.values()):
+        return "truncated: the Ogg stream stops without its end-of-stream page"
+    return None
 
 
 def read_audio(
@@ -69,7 +191,7 @@ def read_audio(
     except A2SBError:
         raise
     except Exception as err:
-        raise A2SBError(f"cannot decode audio file {path}: {_short(err)}") from None
+        raise A2SBError(f"cannot decode audio file {path}: {_short(err, path)}") from None
     audio = np.ascontiguousarray(data.T)
     rate = info.sample_rate
     if sample_rate is not None and rate != sample_rate:
@@ -102,8 +224,7 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, su
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.exists():
         raise A2SBError(f"output folder does not exist: {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=directory)
-    os.close(fd)
+    tmp = temporary_beside(path)
     try:
         sf.write(tmp, audio.T, sample_rate, format=fmt, subtype=subtype or default_subtype)
         os.replace(tmp, path)
@@ -113,6 +234,29 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, su
         raise
 
 
-def _short(err: Exception) -> str:
+def temporary_beside(path: str | os.PathLike) -> str:
+    """Create an empty, uniquely named hidden file next to `path` (same folder and suffix) and return its
+    name, for writing a result that is then renamed into place with os.replace.
+
+    Unlike tempfile.mkstemp (always mode 0600) it is created with mode 0666 less the umask, as open()
+    creates files, so the renamed result has the permissions of any other new file."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    while True:
+        tmp = folder / f".{path.stem}.{secrets.token_hex(4)}{path.suffix}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return str(tmp)
+
+
+def _short(err: Exception, path: str | None = None) -> str:
+    """The last line of a libsndfile error, without the "Error opening 'PATH': " it repeats."""
     text = str(err).strip().splitlines()
-    return text[-1] if text else type(err).__name__
+    line = text[-1] if text else type(err).__name__
+    if path is not None:
+        line = line.replace(f"Error opening {path!r}: ", "")
+        if line.startswith("File does not exist") and os.path.isfile(path):  # libsndfile on damaged MP3
+            line = "not a readable audio file (unknown format, or damaged)"
+    return line

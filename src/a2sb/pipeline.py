@@ -802,7 +802,7 @@ def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", 
 
 
 def _check_input(path: str, downmix: bool):
-    info = audio_info(path)
+    info = audio_info(path, verify=True)  # truncated and corrupt files are refused here, before any work
     if info.frames <= 0:
         raise A2SBError(f"{path} is empty (no samples)")
     if info.channels > 2 and not downmix:

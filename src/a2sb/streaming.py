@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -53,6 +52,7 @@ import soundfile as sf
 import soxr
 import torch
 
+from .audio import temporary_beside
 from .bridge import BridgeSchedule
 from .errors import A2SBError
 from .representation import HOP, N_FFT, SAMPLE_RATE, spec_to_representation
@@ -463,9 +463,12 @@ class FileSink:
         if suffix not in self.FORMATS:
             raise A2SBError(f"unsupported output format '{suffix or self.path.name}': use .wav or .flac")
         self.format, self.subtype = self.FORMATS[suffix]
-        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=suffix, dir=self.path.parent or ".")
-        os.close(fd)
-        self.file = sf.SoundFile(self.tmp, "w", rate, channels, self.subtype, format=self.format)
+        self.tmp = temporary_beside(self.path)  # mode 0666 less the umask, like any new file
+        try:
+            self.file = sf.SoundFile(self.tmp, "w", rate, channels, self.subtype, format=self.format)
+        except BaseException:
+            os.unlink(self.tmp)
+            raise
         self.clipped = 0
         self.committed = False
 
