@@ -20,7 +20,6 @@ import math
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .audio import audio_info, read_audio, resample
+from .audio import audio_info, read_audio, resample, temporary_beside
 from .errors import A2SBError
 from .masks import FILL_NOISE, noise_fill
 from .representation import HOP, N_ROWS, SAMPLE_RATE, num_frames, row_of_frequency, to_representation
@@ -347,9 +346,9 @@ def write_manifest(
     if not rows:
         raise A2SBError(f"none of the {len(files)} audio files could be read")
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_csv.name}.", dir=out_csv.parent)
+    tmp = temporary_beside(out_csv)  # not mkstemp: the manifest gets 0666 less the umask, not 0600
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with open(tmp, "w", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
             writer.writerow(MANIFEST_HEADER)
             writer.writerows(rows)
