@@ -23,6 +23,10 @@ MAX_LENGTH_DIFFERENCE = 100
 DEFAULT_RATE = 44100
 BAND_LIMIT_HZ = 16000.0  # upper edge of lsd_16k / gap_lsd_16k
 MRSTFT_SIZES = (512, 1024, 2048)
+# Mean |STFT|² per bin below which a reference band counts as silent: far under the quantisation noise
+# of 16-bit audio (≈ 6e-8 per bin in this unnormalised STFT), so only digital silence is excluded.
+SILENT_POWER = 1e-10
+POWER_FLOOR = 1e-20  # keeps the log of an empty estimated band finite (≈ -100 dB below SILENT_POWER)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -66,21 +70,28 @@ def stft_params(sample_rate: int = DEFAULT_RATE) -> tuple[int, int]:
     return int(2048 / (44100 / sample_rate)), int(sample_rate / 100)
 
 
-def magnitude_spectrogram(signal: np.ndarray, n_fft: int = 2048, hop: int = 441) -> np.ndarray:
-    """|STFT| as (frames, n_fft//2 + 1), equal to librosa.stft(center=True, pad_mode='constant').
+def spectrogram(signal: np.ndarray, n_fft: int = 2048, hop: int = 441, magnitude: bool = True) -> np.ndarray:
+    """STFT as (frames, n_fft//2 + 1), equal to librosa.stft(center=True, pad_mode='constant').
 
-    Periodic Hann window of length n_fft, n_fft//2 zeros on both sides, 1 + len//hop frames.
+    Periodic Hann window of length n_fft, n_fft//2 zeros on both sides, 1 + len//hop frames. The
+    magnitude by default; `magnitude=False` keeps the complex values.
     """
     x = np.asarray(signal, dtype=np.float64)
     padded = np.pad(x, n_fft // 2)
     frames = 1 + (len(padded) - n_fft) // hop
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    out = np.empty((frames, n_fft // 2 + 1))
+    out = np.empty((frames, n_fft // 2 + 1), dtype=np.float64 if magnitude else np.complex128)
     view = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
     block = 512  # frames per FFT call: bounds the temporary memory for long files
     for first in range(0, frames, block):
-        out[first : first + block] = np.abs(np.fft.rfft(view[first : first + block] * window, axis=-1))
+        spec = np.fft.rfft(view[first : first + block] * window, axis=-1)
+        out[first : first + block] = np.abs(spec) if magnitude else spec
     return out
+
+
+def magnitude_spectrogram(signal: np.ndarray, n_fft: int = 2048, hop: int = 441) -> np.ndarray:
+    """|STFT| as (frames, n_fft//2 + 1): `spectrogram` with its defaults."""
+    return spectrogram(signal, n_fft, hop)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -154,6 +165,92 @@ def _gap_samples(gaps, sample_rate: int, length: int) -> list[tuple[int, int]]:
     if not ranges:
         raise A2SBError("no gap lies inside the audio")
     return ranges
+
+
+def octave_bands(cutoff_hz: float, sample_rate: int = DEFAULT_RATE) -> list[tuple[float, float]]:
+    """[fc·2^k, fc·2^(k+1)) for k = 0, 1, ... up to Nyquist; the last band is clipped at (and includes) Nyquist."""
+    nyquist = sample_rate / 2
+    if not 0 < cutoff_hz < nyquist:
+        raise A2SBError(f"cutoff {cutoff_hz} Hz must lie between 0 and Nyquist ({nyquist} Hz)")
+    bands, low = [], float(cutoff_hz)
+    while low < nyquist:
+        bands.append((low, min(2 * low, nyquist)))
+        low *= 2
+    return bands
+
+
+def _octave_bias(R: np.ndarray, E: np.ndarray, cutoff_hz: float, n_fft: int, sample_rate: int) -> np.ndarray:
+    """Per octave above the cutoff: mean over the frames where R's band is not silent of
+    10·log10(band power of E / band power of R), in dB (NaN if every frame is silent)."""
+    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    bias = []
+    for low, high in octave_bands(cutoff_hz, sample_rate):
+        band = (freqs >= low) & ((freqs < high) | (freqs == sample_rate / 2))
+        reference, estimate = np.mean(R[:, band] ** 2, axis=1), np.mean(E[:, band] ** 2, axis=1)
+        loud = reference >= SILENT_POWER
+        ratio_db = 10 * np.log10((estimate[loud] + POWER_FLOOR) / reference[loud])
+        bias.append(float(np.mean(ratio_db)) if loud.any() else np.nan)
+    return np.array(bias)
+
+
+def _mean_ignoring_nan(values: np.ndarray, axis: int) -> np.ndarray:
+    finite = np.isfinite(values)
+    count = finite.sum(axis=axis)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def _msc(spectra: list[np.ndarray]) -> np.ndarray:
+    """Magnitude-squared coherence per bin of the first two channels' STFTs (Welch: averages over frames)."""
+    left, right = spectra[0], spectra[1]
+    cross = np.abs(np.mean(left * np.conj(right), axis=0)) ** 2
+    powers = np.mean(np.abs(left) ** 2, axis=0) * np.mean(np.abs(right) ** 2, axis=0)
+    return cross / np.maximum(powers, POWER_FLOOR**2)
+
+
+def _channel_pairs(ref, est) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per-channel (ref, est) pairs cut to a common length; the mono mixes when the channel counts differ."""
+    same = np.atleast_2d(np.asarray(ref)).shape[0] == np.atleast_2d(np.asarray(est)).shape[0]
+    return _prepare(ref, est, per_channel=same)
+
+
+def _complex_spectrograms(pairs, sample_rate: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    n_fft, hop = stft_params(sample_rate)
+    return ([spectrogram(r, n_fft, hop, magnitude=False) for r, _ in pairs],
+            [spectrogram(e, n_fft, hop, magnitude=False) for _, e in pairs])
+
+
+def _level_bias_scores(R: list, E: list, cutoff_hz: float, sample_rate: int) -> np.ndarray:
+    """(channels, octaves) bias in dB from per-channel complex spectrograms."""
+    n_fft = stft_params(sample_rate)[0]
+    return np.array([_octave_bias(np.abs(r), np.abs(e), cutoff_hz, n_fft, sample_rate) for r, e in zip(R, E)])
+
+
+def _coherence_scores(R: list, E: list, cutoff_hz: float, sample_rate: int) -> dict:
+    nan = {"coherence": np.nan, "coherence_ref": np.nan, "coherence_diff": np.nan}
+    if len(R) < 2:
+        return nan
+    high = _high_bins(cutoff_hz, stft_params(sample_rate)[0], sample_rate)
+    # Only bins where the reference has sound in both channels: coherence of digital silence means nothing.
+    audible = np.all([np.mean(np.abs(r[:, high]) ** 2, axis=0) >= SILENT_POWER for r in R[:2]], axis=0)
+    if not audible.any():
+        return nan
+    restored = float(np.mean(_msc(E)[high][audible]))
+    reference = float(np.mean(_msc(R)[high][audible]))
+    return {"coherence": restored, "coherence_ref": reference, "coherence_diff": restored - reference}
+
+
+def _high_band_scores(R: list, E: list, cutoff_hz: float, sample_rate: int, per_channel: bool) -> dict:
+    """compute_metrics' keys for the band above the cutoff: bias_db, bias_db_oct1..., coherence*."""
+    bias = _level_bias_scores(R, E, cutoff_hz, sample_rate)  # channels x octaves
+    per_octave = bias if per_channel else _mean_ignoring_nan(bias, axis=0)[None]
+    overall = _mean_ignoring_nan(per_octave, axis=1)
+    scores = {"bias_db": [float(v) for v in overall]}
+    for k in range(bias.shape[1]):
+        scores[f"bias_db_oct{k + 1}"] = [float(v) for v in per_octave[:, k]]
+    if not per_channel:
+        scores = {key: value[0] for key, value in scores.items()}
+    return {**scores, **_coherence_scores(R, E, cutoff_hz, sample_rate)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,6 +380,36 @@ def mrstft(ref, est, fft_sizes: Sequence[int] = MRSTFT_SIZES, per_channel: bool 
     return _apply(ref, est, per_channel, one)
 
 
+def level_bias(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
+    """Level bias of the band above the cutoff, per octave, in dB (+3 = twice the reference's power).
+
+    For each octave band [fc·2^k, fc·2^(k+1)) (the last clipped at Nyquist, which it includes) and each
+    frame of the metric STFT, 10·log10(Σ|E|² / Σ|R|²) over the band's bins; then the mean over the
+    frames whose reference band is not silent (mean |R|² per bin ≥ SILENT_POWER). Computed on each
+    channel separately, not on the mono mix (so that level is not confused with inter-channel
+    coherence, which the mono mix folds in); without `per_channel` the mean over channels. Returns an
+    array with one value per octave ((channels, octaves) with `per_channel=True`); NaN for an octave
+    that is silent in every frame. Channel counts that differ are scored on the mono mixes.
+    """
+    R, E = _complex_spectrograms(_channel_pairs(ref, est), sample_rate)
+    bias = _level_bias_scores(R, E, cutoff_hz, sample_rate)
+    return bias if per_channel else _mean_ignoring_nan(bias, axis=0)
+
+
+def band_coherence(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE) -> dict:
+    """Inter-channel coherence of the band above the cutoff: does a restoration keep the stereo image?
+
+    Magnitude-squared coherence |mean_t L·R*|² / (mean_t |L|² · mean_t |R|²) between the first two
+    channels, per bin of the metric STFT (a Welch estimate over the whole signal), averaged over the
+    bins strictly above the cutoff where both reference channels are not silent (mean power per bin
+    ≥ SILENT_POWER). 1 for identical channels, 0 for independent ones (the estimate is biased up by
+    roughly the inverse of the number of independent frames). Returns {"coherence": of the estimate,
+    "coherence_ref": of the reference, "coherence_diff": their difference}; NaN for mono.
+    """
+    R, E = _complex_spectrograms(_channel_pairs(ref, est), sample_rate)
+    return _coherence_scores(R, E, cutoff_hz, sample_rate)
+
+
 def compute_metrics(
     ref,
     est,
@@ -293,8 +420,11 @@ def compute_metrics(
 ) -> dict:
     """All metrics in one pass over the spectrograms.
 
-    Keys: lsd, lsd_16k, sispec, log_sispec, ssim, si_sdr, mrstft; plus lsd_high with `cutoff_hz`, and
-    gap_lsd, gap_lsd_16k and gap_snr with `gaps`. Values are floats (lists of floats with `per_channel=True`).
+    Keys: lsd, lsd_16k, sispec, log_sispec, ssim, si_sdr, mrstft; with `cutoff_hz` also lsd_high,
+    bias_db (the mean over octaves of `level_bias`), bias_db_oct1, bias_db_oct2, ... (octave k above
+    the cutoff), and coherence, coherence_ref and coherence_diff (`band_coherence`; always one value for
+    the pair); with `gaps` gap_lsd, gap_lsd_16k and gap_snr. Values are floats (lists of floats with
+    `per_channel=True`, except the coherences).
     """
     n_fft, hop = stft_params(sample_rate)
     results = []
@@ -321,6 +451,8 @@ def compute_metrics(
             scores["gap_lsd_16k"] = float(np.mean(frame_lsd_16k[frames])) if frames.any() else float("nan")
             scores["gap_snr"] = gap_snr(r, e, gaps, sample_rate)
         results.append(scores)
-    if not per_channel:
-        return results[0]
-    return {key: [scores[key] for scores in results] for key in results[0]}
+    combined = results[0] if not per_channel else {key: [scores[key] for scores in results] for key in results[0]}
+    if cutoff_hz is not None:
+        R_all, E_all = _complex_spectrograms(_channel_pairs(ref, est), sample_rate)
+        combined.update(_high_band_scores(R_all, E_all, cutoff_hz, sample_rate, per_channel))
+    return combined
