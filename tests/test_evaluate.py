@@ -111,6 +111,49 @@ def test_bench_quality_inpaint_with_baselines(tmp_path, capsys):
     assert "unknown method" in capsys.readouterr().err
 
 
+def test_bench_quality_per_package_groups(tmp_path, capsys):
+    clean = tmp_path / "clean"
+    for package, count in (("pkg-a", 2), ("pkg-b", 3)):
+        (clean / package).mkdir(parents=True)
+        for i in range(count):
+            write(clean / package / f"t{i}.flac", np.stack([tone(0.6, 150 + 40 * i, seed=i), tone(0.6, 170, seed=9)]))
+    write(clean / "loose.wav", tone(0.6, 300))  # directly in DIR: group ""
+    (clean / "notes.txt").write_text("not audio")
+    out = tmp_path / "groups.json"
+    args = ["bench", "quality", str(clean), "--task", "bwe", "--cutoff", "4000", "--methods", "lowpassed,sbr"]
+    assert main([*args, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "group pkg-a: 2 file(s)" in printed and "group (top folder): 1 file(s)" in printed
+    assert "all files: 6 file(s)" in printed and "bias_db_oct3" in printed and "coherence_diff" in printed
+    result = json.loads(out.read_text())
+    files = result["files"]
+    assert {(r["file"], r["group"]) for r in files if r["method"] == "sbr"} == {
+        ("pkg-a/t0.flac", "pkg-a"), ("pkg-a/t1.flac", "pkg-a"), ("pkg-b/t0.flac", "pkg-b"),
+        ("pkg-b/t1.flac", "pkg-b"), ("pkg-b/t2.flac", "pkg-b"), ("loose.wav", "")}
+    assert list(result["groups"]) == ["", "pkg-a", "pkg-b"]
+    for group, summary in result["groups"].items():
+        rows = [r["lsd"] for r in files if r["group"] == group and r["method"] == "sbr"]
+        assert summary["sbr"]["lsd"]["n"] == len(rows) and summary["sbr"]["lsd"]["mean"] == pytest.approx(np.mean(rows))
+    assert result["summary"]["sbr"]["lsd"]["n"] == 6
+    # The mono file has no coherence: the stereo files' mean is over them alone.
+    stereo = [r["coherence"] for r in files if r["method"] == "sbr" and r["group"]]
+    assert result["summary"]["sbr"]["coherence"]["mean"] == pytest.approx(np.mean(stereo))
+    assert "paired" not in result  # no a2sb run
+
+
+def test_paired_difference_against_the_best_baseline():
+    records = [{"file": f, "group": "g", "method": m, "lsd": v, "lsd_high": v, "lsd_16k": v}
+               for f, values in (("x", (3.0, 2.0, 1.5)), ("y", (4.0, 2.5, 2.6)), ("z", (5.0, 3.0, 2.7)))
+               for m, v in zip(("lowpassed", "sbr", "a2sb"), values)]
+    paired = evaluate.paired_against_best_baseline(records, "bwe")
+    assert paired["baseline"] == "sbr"
+    diff = paired["lsd"]
+    assert diff["mean"] == pytest.approx(np.mean([-0.5, 0.1, -0.3])) and diff["n"] == 3 and diff["lower"] == 2
+    mean, low, high = evaluate.mean_interval([-0.5, 0.1, -0.3])
+    assert (diff["low"], diff["high"]) == pytest.approx((low, high))
+    assert evaluate.paired_against_best_baseline([r for r in records if r["method"] != "a2sb"], "bwe") is None
+
+
 def test_mean_interval_is_a_student_t_interval():
     mean, low, high = evaluate.mean_interval([1.0, 2.0, 3.0, 4.0])
     # t(0.975, 3) = 3.182, s = 1.291, n = 4

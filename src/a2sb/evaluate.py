@@ -20,13 +20,18 @@ from .metrics import compute_metrics
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus"}
 # Column order of the tables; "higher is better" for the dB scores and SSIM, lower for the distances.
-METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "gap_lsd", "gap_lsd_16k", "gap_snr", "sispec", "log_sispec", "si_sdr",
-                "mrstft", "ssim"]
+# bias_db is followed by its per-octave values bias_db_oct1, bias_db_oct2, ... (as many as the cutoff leaves).
+METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "gap_lsd", "gap_lsd_16k", "gap_snr", "bias_db", "coherence",
+                "coherence_ref", "coherence_diff", "sispec", "log_sispec", "si_sdr", "mrstft", "ssim"]
 BENCH_METRICS = {
-    "bwe": ["lsd", "lsd_high", "lsd_16k", "sispec", "log_sispec", "si_sdr", "mrstft"],
+    "bwe": ["lsd", "lsd_high", "lsd_16k", "bias_db", "coherence", "coherence_ref", "coherence_diff", "sispec",
+            "log_sispec", "si_sdr", "mrstft"],
     "inpaint": ["gap_lsd", "gap_lsd_16k", "gap_snr", "lsd", "sispec", "log_sispec"],
 }
+PAIRED_METRICS = {"bwe": ["lsd", "lsd_high", "lsd_16k"], "inpaint": ["gap_lsd", "gap_lsd_16k"]}  # lower is better
 BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,similarity,a2sb"}
+OURS = ("a2sb", "a2sb-raw")  # every other bench method is a baseline
+ALL_GROUPS = "all"  # the summary key over every file, beside the per-group ones
 MAX_BENCH_LENGTH_DIFFERENCE_S = 0.1
 
 
@@ -80,6 +85,16 @@ def _is_audio(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_EXTENSIONS and not path.name.startswith(".")
 
 
+def ordered_metrics(available, wanted=METRIC_ORDER) -> list[str]:
+    """The keys of `wanted` found in `available`, each bias_db followed by its per-octave values."""
+    octaves = sorted((k for k in available if k.startswith("bias_db_oct")), key=lambda k: int(k[len("bias_db_oct"):]))
+    columns = []
+    for key in wanted:
+        if key in available:
+            columns += [key, *octaves] if key == "bias_db" else [key]
+    return columns
+
+
 def match_pairs(reference: str, restored: str) -> list[tuple[Path, Path]]:
     """(reference, restored) file pairs: the two files, or same-named files of two folders."""
     ref, est = Path(reference), Path(restored)
@@ -122,7 +137,7 @@ def _evaluate_command(args) -> int:
         except A2SBError as err:
             raise A2SBError(f"{ref_path.name}: {err}") from None
         rows.append({"reference": str(ref_path), "restored": str(est_path), **scores})
-    columns = [key for key in METRIC_ORDER if key in rows[0]]
+    columns = ordered_metrics(rows[0])
     table = [["file", *columns]]
     table += [[Path(row["restored"]).name, *(_number(row[key]) for key in columns)] for row in rows]
     if len(rows) > 1:
@@ -198,8 +213,18 @@ def _read_clean(path: Path, max_seconds: float | None) -> np.ndarray:
     return read_audio(path, SAMPLE_RATE, start=start, duration=min(max_seconds, duration))[0]
 
 
+def bench_files(directory: Path) -> list[tuple[Path, str]]:
+    """(file, group) for every audio file of `directory` (group "") and of its sub-folders (group: the
+    sub-folder's name, e.g. one folder per package), sorted by group, then name."""
+    found = [(p, "") for p in directory.iterdir() if _is_audio(p)]
+    for folder in directory.iterdir():
+        if folder.is_dir() and not folder.name.startswith("."):
+            found += [(p, folder.name) for p in folder.iterdir() if _is_audio(p)]
+    return sorted(found, key=lambda item: (item[1], item[0].name))
+
+
 def run_quality_benchmark(
-    files: list[Path],
+    files: list[tuple[Path, str]],
     task: str,
     methods: dict,
     cutoff_hz: float = 4000.0,
@@ -210,10 +235,14 @@ def run_quality_benchmark(
     max_seconds: float | None = None,
     log=print,
 ) -> list[dict]:
-    """Degrade, restore and score every file with every method; one record per (file, method)."""
+    """Degrade, restore and score every (file, group) with every method; one record per (file, method).
+
+    A record's "file" is "group/name" ("name" without a group), its "group" the group.
+    """
     sr = SAMPLE_RATE
     records = []
-    for path in files:
+    for path, group in files:
+        label = f"{group}/{path.name}" if group else path.name
         clean = _read_clean(path, max_seconds)
         duration = clean.shape[-1] / sr
         if task == "bwe":
@@ -222,7 +251,7 @@ def run_quality_benchmark(
         else:
             gaps = periodic_gaps(duration, gap, every)
             if not gaps:
-                log(f"skipping {path.name}: {duration:.2f} s is shorter than one period of {every} s")
+                log(f"skipping {label}: {duration:.2f} s is shorter than one period of {every} s")
                 continue
             degraded = insert_gaps(clean, sr, gaps)
         for name, method in methods.items():
@@ -232,13 +261,14 @@ def run_quality_benchmark(
             restored = np.asarray(restored, dtype=np.float32)
             difference = abs(restored.shape[-1] - clean.shape[-1]) / sr
             if difference > MAX_BENCH_LENGTH_DIFFERENCE_S:
-                raise A2SBError(f"method {name} changed the length of {path.name} by {difference:.3f} s")
+                raise A2SBError(f"method {name} changed the length of {label} by {difference:.3f} s")
             n = min(restored.shape[-1], clean.shape[-1])
             scores = compute_metrics(
                 clean[..., :n], restored[..., :n], cutoff_hz=cutoff_hz if task == "bwe" else None, gaps=gaps
             )
-            records.append({"file": path.name, "method": name, "seconds": duration, "compute_s": seconds, **scores})
-            log(f"{path.name} {name}: " + ", ".join(f"{k} {scores[k]:.3f}" for k in BENCH_METRICS[task]))
+            records.append({"file": label, "group": group, "method": name, "seconds": duration, "compute_s": seconds,
+                            **scores})
+            log(f"{label} {name}: " + ", ".join(f"{k} {scores[k]:.3f}" for k in BENCH_METRICS[task]))
     return records
 
 
@@ -270,17 +300,66 @@ def summarise(records: list[dict], metrics: list[str]) -> dict:
     return summary
 
 
+def summarise_groups(records: list[dict], metrics: list[str]) -> dict:
+    """{group: summarise(that group's records)} in first-seen group order, plus ALL_GROUPS over every record."""
+    groups = {g: summarise([r for r in records if r["group"] == g], metrics) for g in dict.fromkeys(
+        r["group"] for r in records)}
+    return {**groups, ALL_GROUPS: summarise(records, metrics)}
+
+
+def paired_difference(records: list[dict], method: str, baseline: str, metric: str) -> dict:
+    """Per-file `metric` of `method` minus `baseline`: mean, 95 % interval, n, and on how many files it is lower."""
+    scores: dict[str, dict] = {}
+    for r in records:
+        scores.setdefault(r["file"], {})[r["method"]] = r.get(metric)
+    diffs = [s[method] - s[baseline] for s in scores.values()
+             if all(s.get(m) is not None and np.isfinite(s[m]) for m in (method, baseline))]
+    mean, low, high = mean_interval(diffs)
+    return {"mean": mean, "low": low, "high": high, "n": len(diffs), "lower": int(sum(d < 0 for d in diffs))}
+
+
+def paired_against_best_baseline(records: list[dict], task: str, method: str = "a2sb") -> dict | None:
+    """`method` minus the baseline with the lowest mean of the task's main metric, per PAIRED_METRICS key.
+
+    None when `method` or every baseline is missing.
+    """
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    baselines_run = [m for m in methods if m not in OURS]
+    if method not in methods or not baselines_run:
+        return None
+    main = PAIRED_METRICS[task][0]
+    means = {m: mean_interval([r[main] for r in records if r["method"] == m])[0] for m in baselines_run}
+    best = min(baselines_run, key=lambda m: means[m] if np.isfinite(means[m]) else math.inf)
+    return {"method": method, "baseline": best,
+            **{key: paired_difference(records, method, best, key) for key in PAIRED_METRICS[task]}}
+
+
+def _summary_table(summary: dict, metrics: list[str]) -> str:
+    table = [["method", *metrics, "compute s / audio s"]]
+    for method, entry in summary.items():
+        table.append([method, *(_with_interval(entry[key]) for key in metrics), f"{entry['compute_per_audio_s']:.3g}"])
+    return markdown_table(table)
+
+
+def _paired_table(paired: dict, task: str) -> str:
+    table = [["group", "a2sb minus", *PAIRED_METRICS[task]]]
+    for group, entry in paired.items():
+        cells = [f"{_with_interval(entry[k])}, lower on {entry[k]['lower']} of {entry[k]['n']}"
+                 for k in PAIRED_METRICS[task]]
+        table.append([group or "(top folder)", entry["baseline"], *cells])
+    return markdown_table(table)
+
+
 def _bench_quality_command(args) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise A2SBError(f"not a folder: {directory}")
-    files = sorted(p for p in directory.iterdir() if _is_audio(p))
+    files = bench_files(directory)
     if not files:
-        raise A2SBError(f"no audio files in {directory}")
+        raise A2SBError(f"no audio files in {directory} or its sub-folders")
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise A2SBError("--max-seconds must be positive")
     methods = _bench_methods(args.task, args.methods, args)
-    metrics = BENCH_METRICS[args.task]
     records = run_quality_benchmark(
         files, args.task, methods, cutoff_hz=args.cutoff, filter_kind=args.filter, order=args.order,
         gap=args.gap, every=args.every, max_seconds=args.max_seconds,
@@ -288,22 +367,35 @@ def _bench_quality_command(args) -> int:
     )  # fmt: skip
     if not records:
         raise A2SBError("no file could be scored (all shorter than one gap period?)")
-    summary = summarise(records, metrics)
+    metrics = ordered_metrics(records[0], BENCH_METRICS[args.task])
+    groups = summarise_groups(records, metrics)
+    grouped = any(r["group"] for r in records)
+    paired = {g: paired_against_best_baseline([r for r in records if g == ALL_GROUPS or r["group"] == g], args.task)
+              for g in groups}
+    paired = {g: entry for g, entry in paired.items() if entry is not None and (grouped or g == ALL_GROUPS)}
     setting = f"cutoff {args.cutoff:g} Hz, {args.filter} order {args.order}" if args.task == "bwe" else (
         f"{args.gap:g} s gap every {args.every:g} s"
     )  # fmt: skip
-    n_files = len({r["file"] for r in records})
-    print(f"{args.task}: {setting}; {n_files} file(s); mean ± 95 % t-interval half-width\n")
-    table = [["method", *metrics, "compute s / audio s"]]
-    for method, entry in summary.items():
-        table.append([method, *(_with_interval(entry[key]) for key in metrics), f"{entry['compute_per_audio_s']:.3g}"])
-    print(markdown_table(table))
+    print(f"{args.task}: {setting}; mean ± 95 % t-interval half-width")
+    for group, summary in groups.items():
+        if grouped or group == ALL_GROUPS:
+            files_in = {r["file"] for r in records if group == ALL_GROUPS or r["group"] == group}
+            title = "all files" if group == ALL_GROUPS else f"group {group or '(top folder)'}"
+            print(f"\n{title}: {len(files_in)} file(s)\n\n{_summary_table(summary, metrics)}")
+    if paired:
+        print("\npaired per-file differences (a2sb minus the baseline best on the group's mean "
+              f"{PAIRED_METRICS[args.task][0]}): mean ± 95 % half-width\n\n{_paired_table(paired, args.task)}")
     if args.plot:
         plot_per_file(records, metrics, args.plot, title=f"{args.task}: {setting}")
     if args.json:
         settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
         settings.update(model=args.model, steps=args.steps, sampler=args.sampler, directory=str(directory))
-        _write_json(args.json, {"settings": settings, "summary": summary, "files": records})
+        result = {"settings": settings, "summary": groups[ALL_GROUPS], "files": records}
+        if grouped:
+            result["groups"] = {g: summary for g, summary in groups.items() if g != ALL_GROUPS}
+        if paired:
+            result["paired"] = paired
+        _write_json(args.json, result)
     return 0
 
 
