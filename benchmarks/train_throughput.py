@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", help="default: tiny cpu-small cpu-base (+ paper on CUDA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="bf16 applies on CUDA only")
+    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="bf16 autocast or float32")
     p.add_argument("--batch", type=int, help="segments per step (default 10 on CUDA, 2 on CPU)")
     p.add_argument("--segment", type=int, default=130560, help="samples per segment (default 130560, W=256)")
     p.add_argument("--steps", type=int, help="timed steps (default 20 on CUDA, 3 on CPU)")
@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     steps = args.steps or (20 if cuda else 3)
     where = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {where}; segment {args.segment} samples, precision "
-          f"{args.precision if cuda else 'fp32'}", flush=True)
+          f"{args.precision}", flush=True)
     if not args.skip_train:
         rows = []
         for name in presets:

@@ -103,7 +103,7 @@ def test_defaults_are_the_published_ones(manifest, tmp_path):
     o = train.OptimSection()
     assert (o.lr, o.weight_decay, tuple(o.betas), o.eps, o.grad_clip, o.ema_decay) == (8e-5, 1e-8, (0.9, 0.999),
                                                                                       1e-8, 0.5, 0.0)
-    assert train.TrainerSection().precision == "bf16"
+    assert train.TrainerSection().precision == "auto"  # the published bf16 on CUDA, float32 on a CPU
     trainer = train.Trainer(train.load_config(micro_dict(manifest, tmp_path, optim={"lr": 8e-5})))
     group = trainer.optimizer.param_groups[0]
     assert isinstance(trainer.optimizer, torch.optim.RAdam) and group["decoupled_weight_decay"]
@@ -111,6 +111,15 @@ def test_defaults_are_the_published_ones(manifest, tmp_path):
     # the rotary frequencies are frozen parameters: not optimised
     assert sum(p.numel() for p in trainer.params) < sum(p.numel() for p in trainer.module.parameters())
     assert config.to_dict()["model"] == MICRO
+
+
+def test_precision_auto_is_float32_on_cpu_and_bf16_when_asked(manifest, tmp_path):
+    auto = train.Trainer(train.load_config(micro_dict(manifest, tmp_path, trainer={"precision": "auto"})))
+    bf16 = train.Trainer(train.load_config(micro_dict(manifest, tmp_path, trainer={"precision": "bf16"})))
+    assert auto.autocast_dtype is None and bf16.autocast_dtype == torch.bfloat16
+    with bf16.autocast():
+        out = bf16.module(torch.zeros(1, 3, 32, 16), torch.full((1,), 0.5))
+    assert out.dtype == torch.bfloat16
 
 
 def test_config_errors_and_overrides(manifest, tmp_path):

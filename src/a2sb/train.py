@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 CHECKPOINT_FORMAT = "a2sb-train"
 CHECKPOINT_VERSION = 1
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("auto", "bf16", "fp32")
 
 
 # ================================================================================================ config
@@ -161,7 +161,7 @@ class TrainerSection:
     run_dir: str = "runs/a2sb"  # --run-dir overrides
     batch_size: int = 10  # per process (GPU)
     max_steps: int | None = None  # total optimiser steps; None = until stopped
-    precision: str = "bf16"  # bf16 autocast on CUDA (fp32 on CPU) | fp32
+    precision: str = "auto"  # auto (bf16 on CUDA, fp32 on CPU: bf16 measured 20x slower here) | bf16 | fp32
     device: str = "auto"  # auto | cpu | cuda
     seed: int = 0
     log_every: int = 50
@@ -509,14 +509,16 @@ class Trainer:
         self.net_config = config.model.network()
         # The same initial weights on every rank (DDP broadcasts rank 0's anyway).
         torch.manual_seed(_mix(config.trainer.seed, 0xA25B))
-        self.module = BridgeNet(self.net_config).to(self.device)
+        # channels-last weights: the same maths, a 1.6x faster training step on a CPU (train_throughput.py)
+        self.module = BridgeNet(self.net_config).to(self.device, memory_format=torch.channels_last)
         self.params = [p for p in self.module.parameters() if p.requires_grad]  # rotary freqs stay frozen
         o = config.optim
         self.optimizer = torch.optim.RAdam(self.params, lr=o.lr, betas=tuple(o.betas), eps=o.eps,
                                            weight_decay=o.weight_decay, decoupled_weight_decay=True)
         self.ema = EMA(self.module, o.ema_decay, o.ema_warmup) if o.ema_decay > 0 else None
         self.autocast_dtype = None
-        if config.trainer.precision == "bf16" and self.device.type == "cuda":
+        precision = config.trainer.precision
+        if precision == "bf16" or (precision == "auto" and self.device.type == "cuda"):
             self.autocast_dtype = torch.bfloat16
         self.model: nn.Module = self.module
         if self.dist.enabled:
@@ -956,9 +958,6 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, max_steps: int | None
     if info.is_main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     logger = RunLogger(run_dir, info.is_main, tr.tensorboard)
-    if tr.precision == "bf16" and device.type != "cuda":
-        logger.print("note: bf16 autocast is used on CUDA only; training in float32 on the CPU")
-
     trainer = Trainer(config, device, info)
     start_step, skipped_total, bad_in_row = 0, 0, 0
     if resume:
