@@ -12,9 +12,11 @@ Steps (each one is skipped when its result is already there, so the script can b
 4. Pack the train and validation tracks as mono 44.1 kHz Ogg Vorbis into ``data/gpu_pack`` (under
    ``--pack-mib`` MiB, trimming long tracks when they do not fit) with a manifest ``data/gpu_pack/train.csv``
    whose paths are relative to ``data/gpu_pack``, so the folder can be carried to a machine without internet.
-5. Optionally (``--rendered``) render extra timbres with FluidSynth and the FluidR3 GM soundfont from
-   music that this script composes itself (random but seeded), into ``data/rendered`` with its own manifest
-   ``data/rendered/rendered.csv`` (same columns, absolute paths, split by piece). It is kept out of
+5. Optionally (``--rendered N``) render extra timbres with FluidSynth and the FluidR3 GM soundfont from
+   music that this script composes itself (seeded: 40 % rock with overdriven / distortion guitars, bass and
+   a full drum kit, the rest random General MIDI ensembles), into ``data/rendered`` with its own manifest
+   ``data/rendered/rendered.csv`` (same columns, absolute paths, split by piece) and per-piece details in
+   ``data/rendered/rendered.json`` (style, instruments, drums, power above 8 / 16 kHz). It is kept out of
    ``data/music.csv`` and ``data/splits.json`` so that validation and test stay real music.
 
 Usage:  python scripts/prepare_data.py [--data-dir data] [--pack-mib 45] [--extra-dir DIR] [--rendered N]
@@ -33,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -301,18 +304,34 @@ def collect_tracks(data: Path, extra_dirs: list[Path] = ()) -> list[dict]:
                 "channels": int(info.channels),
                 "duration": round(info.frames / info.samplerate, 3),
             }
-            if pkg in stanzas:  # a pk3 member is licensed as the archive it came from
-                installed = path.relative_to(pkgs / pkg).as_posix()
-                if installed.startswith("pk3/"):
-                    installed = next((pkgs / pkg / "usr").rglob(f"{installed.split('/')[1]}.pk3"))
-                    installed = installed.relative_to(pkgs / pkg).as_posix()
+            if pkg in stanzas:
                 whole = [st["license"] for st in stanzas[pkg] if "*" in st["files"]]
-                track["licence"], track["copyright"] = track_licence(
-                    stanzas[pkg], installed, (whole or [None])[-1]
+                track["licence"], track["copyright"] = file_licence(
+                    stanzas[pkg], pkgs / pkg, path, (whole or [None])[-1]
                 )
             tracks.append(track)
     say(f"[collect] {len(tracks)} music tracks, {sum(t['duration'] for t in tracks) / 60:.1f} min")
     return tracks
+
+
+def licence_paths(pkg_dir: Path, path: Path) -> list[str]:
+    """The installed paths under which a track's licence is looked up, first match wins. A member of a
+    pk3 archive (unpacked as pk3/<archive>/<member>) is named by its own path inside the archive, taken
+    as unpacked beside it (UFO:AI's stanzas list base/music/<track>.ogg, which is in base/0music.pk3);
+    if no stanza names it, it is licensed as the archive."""
+    installed = path.relative_to(pkg_dir).as_posix()
+    if not installed.startswith("pk3/"):
+        return [installed]
+    _, stem, member = installed.split("/", 2)
+    archive = next((pkg_dir / "usr").rglob(f"{stem}.pk3")).relative_to(pkg_dir).as_posix()
+    return [f"{archive.rsplit('/', 1)[0]}/{member}", archive]
+
+
+def file_licence(stanzas: list[dict], pkg_dir: Path, path: Path, fallback: str | None) -> tuple[str | None, str]:
+    """(licence, copyright) of a track of an unpacked package: from the stanza naming it under the first
+    of its licence_paths() that one names, else (fallback, "")."""
+    named = (track_licence(stanzas, c, None) for c in licence_paths(pkg_dir, path))
+    return next((found for found in named if found[0]), (fallback, ""))
 
 
 def level_db(path: str, duration: float) -> float:
@@ -602,32 +621,124 @@ def verify_pack(pack: Path, sample: list[dict], level: float) -> None:
 
 # ------------------------------------------------------------------------------------- 5: rendered (opt.)
 
+# Recipe of the rendered set. Piece i is composed from seed RENDERED_SEED + i in the style
+# RENDERED_STYLES[i % 5] (2 of every 5 rock: 40 %) and written as <version>-<i>-<style>.flac; bump the
+# version whenever the composer or the renderer changes what a seed gives, so old and new renders never
+# share a name. (v1, the first recipe, wrote pieceNNN.flac with seeds 1000 + i and no rock style.)
+RENDERED_VERSION = "v2"
+RENDERED_SEED = 20000
+RENDERED_STYLES = ("mixed", "rock", "mixed", "rock", "mixed")
+RENDERED_TRIM_DB = -60.0  # the reverb tail is cut where it stays below -60 dBFS
+DRUM_GROUPS = {  # GM percussion keys by part, for the printed summary
+    "kick": (35, 36), "snare": (37, 38, 39, 40), "hi-hat": (42, 44, 46), "crash": (49, 57),
+    "ride": (51, 53, 59), "china/splash": (52, 55), "toms": (41, 43, 45, 47, 48, 50),
+}  # fmt: skip
+
+
+def rendered_piece(i: int) -> tuple[str, int, str]:
+    """(name, seed, style) of rendered piece i."""
+    style = RENDERED_STYLES[i % len(RENDERED_STYLES)]
+    return f"{RENDERED_VERSION}-{i:03d}-{style}", RENDERED_SEED + i, style
+
+
+def high_band_db(path: Path) -> dict[str, float]:
+    """Power above 8 kHz and above 16 kHz relative to the whole file's power (dB, mid channel)."""
+    audio, rate = read_audio(path, sample_rate=None)
+    freqs, psd = scipy.signal.welch(audio.mean(axis=0), rate, nperseg=4096)
+    total = psd.sum() + 1e-30
+    return {
+        "above_8k_db": round(float(10 * np.log10(psd[freqs >= 8000].sum() / total + 1e-30)), 1),
+        "above_16k_db": round(float(10 * np.log10(psd[freqs >= 16000].sum() / total + 1e-30)), 1),
+    }
+
 
 def build_rendered(data: Path, pieces: int, seconds: float) -> list[dict]:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from make_example import compose_random_piece, render_with_fluidsynth  # our own composer + renderer
+    from make_example import (  # our own composer + renderer
+        compose_styled_piece,
+        describe_midi,
+        instrument_names,
+        render_with_fluidsynth,
+    )
 
     sf2 = next((data / "pkgs" / "fluid-soundfont-gm").rglob("FluidR3_GM.sf2"), None)
     if sf2 is None:
         sys.exit("FluidR3_GM.sf2 not found: the fluid-soundfont-gm package did not extract")
     out = data / "rendered"
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(pieces):
-        name = f"piece{i:03d}"
+    details_path = out / "rendered.json"
+    known = {d["name"]: d for d in json.loads(details_path.read_text())} if details_path.exists() else {}
+    wanted = [rendered_piece(i) for i in range(pieces)]
+    names = {name for name, _, _ in wanted}
+    others = sorted(p.name for p in out.glob("*.flac") if p.stem not in names)
+    if others:
+        say(
+            f"[render] {len(others)} FLAC files in {out} are not pieces 0-{pieces - 1} of recipe "
+            f"{RENDERED_VERSION} ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}): left out of "
+            "rendered.csv; delete them if they are from an earlier recipe"
+        )
+    rows, details = [], []
+    for name, seed, style in wanted:
         flac = out / f"{name}.flac"
-        if flac.exists():
+        midi_bytes = compose_styled_piece(style, seed, seconds)
+        digest = hashlib.sha256(midi_bytes + f"|{seconds}|{RENDERED_TRIM_DB}".encode()).hexdigest()
+        if flac.exists() and known.get(name, {}).get("midi_sha256") == digest:
             say(f"[render] {flac.name}: present, skipping")
+            elapsed = known[name].get("render_s")
         else:
-            say(f"[render] {flac.name}: composing (seed {1000 + i}) and rendering with FluidSynth")
+            why = "composer output changed, re-" if flac.exists() else ""
+            say(f"[render] {flac.name}: {why}rendering ({style}, seed {seed}) with FluidSynth")
             midi = out / f".{name}.mid"
-            midi.write_bytes(compose_random_piece(seed=1000 + i, seconds=seconds))
-            render_with_fluidsynth(midi, flac, sf2)
+            midi.write_bytes(midi_bytes)
+            started = time.monotonic()
+            render_with_fluidsynth(midi, flac, sf2, trim_below_db=RENDERED_TRIM_DB)
+            elapsed = round(time.monotonic() - started, 1)
             midi.unlink()
+        info = describe_midi(midi_bytes)
+        drums = [g for g, keys in DRUM_GROUPS.items() if set(keys) & set(info["drum_keys"])]
         split = split_of(unit_hash(f"rendered/{name}"))
-        rows.append({"split": split, "path": str(flac.resolve()), "duration": sf.info(str(flac)).duration})
+        duration = sf.info(str(flac)).duration
+        piece = {
+            "name": name,
+            "path": str(flac.resolve()),
+            "split": split,
+            "style": style,
+            "seed": seed,
+            "bpm": round(info["bpm"]),
+            "duration": round(duration, 3),
+            "instruments": instrument_names(info),
+            "programs": {str(ch): p for ch, p in sorted(info["programs"].items()) if info["notes"].get(ch)},
+            "drums": drums,
+            **high_band_db(flac),
+            "bandwidth_hz": round(bandwidth_hz(str(flac), duration)),
+            "midi_sha256": digest,
+            "render_s": elapsed,
+        }
+        say(
+            f"[render]   {split:10s} {style:5s} {piece['bpm']:3d} BPM {duration:5.1f} s  "
+            f"{'; '.join(piece['instruments'])}" + (f" ({', '.join(drums)})" if drums else " (no drums)")
+            + f"  >8 kHz {piece['above_8k_db']:+.1f} dB, >16 kHz {piece['above_16k_db']:+.1f} dB"
+        )
+        details.append(piece)
+        known[name] = piece  # written as it goes, so an interrupted run keeps what it rendered
+        _write_text(details_path, json.dumps(list(known.values()), indent=1) + "\n")
+        rows.append({"split": split, "path": piece["path"], "duration": duration})
     _write_csv(out / "rendered.csv", [(r["split"], r["path"], f"{r['duration']:.3f}") for r in rows])
+    _write_text(details_path, json.dumps(details, indent=1) + "\n")
+    summarise_rendered(details)
     return rows
+
+
+def summarise_rendered(details: list[dict]) -> None:
+    for style in sorted({d["style"] for d in details}):
+        chosen = [d for d in details if d["style"] == style]
+        say(
+            f"[render] {style}: {len(chosen)} pieces, {sum(d['duration'] for d in chosen) / 60:.1f} min, "
+            f"{sum(bool(d['drums']) for d in chosen)} with drums; median power above 8 kHz "
+            f"{np.median([d['above_8k_db'] for d in chosen]):+.1f} dB, above 16 kHz "
+            f"{np.median([d['above_16k_db'] for d in chosen]):+.1f} dB (of the total)"
+        )
+    say(f"[render] {sum(bool(d['drums']) for d in details)} of {len(details)} pieces have drums")
 
 
 def previous_rendered(data: Path) -> list[dict]:
@@ -676,7 +787,7 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also render N pieces of our own random music with FluidSynth (needs fluidsynth)",
+        help="also render N pieces of our own music (40 %% rock) with FluidSynth (needs fluidsynth)",
     )
     ap.add_argument("--rendered-seconds", type=float, default=60.0, help="length of each rendered piece")
     args = ap.parse_args(argv)
