@@ -54,7 +54,7 @@ def bench_step(preset: str, batch: int, samples: int, steps: int, warmup: int, d
     raw = {k: v.to(dev) for k, v in synthetic_batch(batch, samples).items()}
 
     def build(b):
-        return data.build_batch(b, fill_noise=config.data.fill_noise)
+        return data.build_batch(b, prior=config.data.x1_prior())
 
     def sync():
         if dev.type == "cuda":

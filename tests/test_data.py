@@ -13,6 +13,7 @@ from a2sb import data
 from a2sb.audio import read_audio, resample
 from a2sb.cli import main as cli_main
 from a2sb.errors import A2SBError
+from a2sb.prior import Prior
 from a2sb.representation import N_ROWS, row_of_frequency, to_representation
 
 SR = 44100
@@ -400,7 +401,7 @@ def test_build_batch_masks_and_fill():
     again = data.build_batch(batch, generator=torch.Generator().manual_seed(1))
     assert same(again["x1"], x1)
     z = torch.ones_like(x0)
-    filled = data.build_batch(batch, noise=z, fill_noise=0.25)["x1"]
+    filled = data.build_batch(batch, noise=z, prior=Prior("noise", 0.25))["x1"]
     assert same(filled[2][:, ~known[2]], torch.full_like(filled[2][:, ~known[2]], 0.25))
 
 

@@ -29,8 +29,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .audio import audio_info, read_audio, resample, temporary_beside
 from .errors import A2SBError
-from .masks import FILL_NOISE, noise_fill
-from .representation import HOP, N_ROWS, SAMPLE_RATE, num_frames, row_of_frequency, to_representation
+from .masks import FILL_NOISE
+from .prior import PRIOR_KINDS, Prior, fill, gap_runs, similarity_spectrum, widen
+from .representation import HOP, N_ROWS, SAMPLE_RATE, num_frames, row_of_frequency, spec_to_representation, stft
+from .sbr import sbr_spectrum
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class DataConfig:
     inpaint_max_frac: float = 0.5404
     inpaint_random_position: bool = True
     fill_noise: float = FILL_NOISE
+    prior: str = "noise"  # how x1's region to generate is filled: noise (published) | dsp (a2sb.prior)
+    prior_context_s: float = 4.0  # dsp prior: audio read on each side of a crop for the similarity search
     p_waveform_lowpass: float = 0.5
     lowpass_kinds: list = field(default_factory=_default_kinds)
     lowpass_orders: list = field(default_factory=lambda: [4, 8, 12])
@@ -137,6 +141,10 @@ class DataConfig:
             bad(f"normalise must be 'published' or 'loudness', got {self.normalise!r}")
         if self.channel not in ("random", "mean"):
             bad(f"channel must be 'random' or 'mean', got {self.channel!r}")
+        if self.prior not in PRIOR_KINDS:
+            bad(f"prior must be one of {', '.join(PRIOR_KINDS)}, got {self.prior!r}")
+        if self.fill_noise < 0 or self.prior_context_s < 0:
+            bad("fill_noise and prior_context_s must be >= 0")
         if self.workers < 0 or self.epoch_length < 1:
             bad("workers must be >= 0 and epoch_length >= 1")
 
@@ -155,6 +163,16 @@ class DataConfig:
     @property
     def frames(self) -> int:
         return num_frames(self.segment_samples)
+
+    def x1_prior(self) -> Prior:
+        return Prior(self.prior, self.fill_noise, self.prior_context_s)
+
+    @property
+    def context_samples(self) -> int:
+        """Audio on each side of a crop that items carry for the dsp prior (whole hops; 0 = none)."""
+        if self.prior != "dsp":
+            return 0
+        return int(round(self.prior_context_s * SAMPLE_RATE / HOP)) * HOP
 
 
 def _manifest_entry(m) -> dict:
@@ -584,10 +602,13 @@ class _SegmentSource(Dataset):
         return np.random.default_rng([self.seed, int(index), self.TAG, stream])
 
     def _load(self, s: int, f: int, position: float | int, channel_u: float, gain_db: float, lowpass=None):
-        """(clean, degraded, start) crop of file f of source s. A float position in [0, 1) places the crop
-        uniformly in the file, an int is the start sample (clamped to the file);
-        lowpass = (cutoff_hz, kind, order) or None. Raises _Unreadable for a damaged file."""
+        """(clean, degraded, start, context, valid) crop of file f of source s. A float position in [0, 1)
+        places the crop uniformly in the file, an int is the start sample (clamped to the file);
+        lowpass = (cutoff_hz, kind, order) or None. `context` is the clean crop with
+        config.context_samples on each side (zeros beyond the file), `valid` its [first, stop) of real
+        samples. Raises _Unreadable for a damaged file."""
         cfg = self.config
+        extra = cfg.context_samples
         path = self.sources[s].paths[f]
         length = cfg.segment_samples
         try:
@@ -595,7 +616,7 @@ class _SegmentSource(Dataset):
             last = max(int(round(info.frames * SAMPLE_RATE / info.sample_rate)) - length, 0)
             start = position if isinstance(position, int) else int(position * (last + 1))
             start = min(max(start, 0), last)
-            piece, offset = _read_piece(path, info, start, length, CROP_MARGIN)
+            piece, offset = _read_piece(path, info, start, length, max(CROP_MARGIN, extra))
             if not np.all(np.isfinite(piece)):
                 raise A2SBError("non-finite samples")
         except Exception as err:  # A2SBError, libsndfile and soxr errors: a damaged file
@@ -608,6 +629,12 @@ class _SegmentSource(Dataset):
         scale, shift = _normalise_gain(crop, cfg.normalise, cfg.loudness_target_db, gain_db)
         piece = (piece.astype(np.float64) * scale + shift).astype(np.float32)
         clean = piece[offset:offset + length]
+        context, valid = np.zeros(0, np.float32), (0, 0)
+        if extra:
+            lead = min(extra, offset)  # the piece starts at the file's start when the crop is near it
+            context = np.pad(piece[offset - lead:offset + length + extra], (extra - lead, 0))
+            valid = (extra - lead, extra + min(length + extra, int(round(info.frames * SAMPLE_RATE
+                                                                         / info.sample_rate)) - start))
         degraded = clean
         if lowpass is not None:
             from .degrade import lowpass as lowpass_filter
@@ -616,12 +643,15 @@ class _SegmentSource(Dataset):
             # Filter the piece with its margins, so the crop has no filter start-up at its edges.
             degraded = lowpass_filter(piece, SAMPLE_RATE, cutoff_hz, kind=kind, order=order)
             degraded = degraded[offset:offset + length]
-        return np.ascontiguousarray(clean), np.ascontiguousarray(degraded), start
+        return np.ascontiguousarray(clean), np.ascontiguousarray(degraded), start, context, valid
 
-    def _item(self, clean, degraded, kind, cutoff_row, gap, true_row, s, f, start) -> dict:
+    def _item(self, loaded, kind, cutoff_row, gap, true_row, s, f) -> dict:
+        clean, degraded, start, context, valid = loaded
         return {
             "clean": torch.from_numpy(np.array(clean, dtype=np.float32)),
             "degraded": torch.from_numpy(np.array(degraded, dtype=np.float32)),
+            "context": torch.from_numpy(np.array(context, dtype=np.float32)),  # (0,) without the dsp prior
+            "context_valid": torch.tensor([int(valid[0]), int(valid[1])], dtype=torch.int64),
             "cutoff_row": torch.tensor(int(cutoff_row), dtype=torch.int64),
             "gap": torch.tensor([int(gap[0]), int(gap[1])], dtype=torch.int64),
             "true_row": torch.tensor(int(true_row), dtype=torch.int64),
@@ -718,11 +748,11 @@ class TrainingSet(_SegmentSource):
             else:
                 gap = (ext_start, width) if ext_after else (0, ext_start)
             try:
-                clean, degraded, start = self._load(s, f, position, channel_u, gain_db, lowpass)
+                loaded = self._load(s, f, position, channel_u, gain_db, lowpass)
             except _Unreadable as err:
                 self.bad.mark(int(self.offsets[s]) + f, source.paths[f], str(err))
                 continue
-            return self._item(clean, degraded, kind, cutoff_row, gap, true_row, s, f, start)
+            return self._item(loaded, kind, cutoff_row, gap, true_row, s, f)
         raise A2SBError(
             f"no readable file found in {self.MAX_ATTEMPTS} draws ({self.bad_files} files unreadable)"
         )
@@ -794,37 +824,45 @@ class ValidationSet(_SegmentSource):
         bwe = rng.random() < 0.5
         source = self.sources[s]
         try:
-            clean, degraded, start = self._load(s, f, start, 0.0, 0.0)
+            loaded = self._load(s, f, start, 0.0, 0.0)
         except _Unreadable as err:  # keep the validation set's size fixed: a silent item stands in
             self.bad.mark(int(self.offsets[s]) + f, source.paths[f], str(err))
-            clean = degraded = np.zeros(self.config.segment_samples, dtype=np.float32)
+            silent = np.zeros(self.config.segment_samples, dtype=np.float32)
+            extra = self.config.context_samples
+            context = np.zeros(self.config.segment_samples + 2 * extra if extra else 0, dtype=np.float32)
+            loaded = (silent, silent, start, context, (0, 0))
         kind, cutoff_row, gap = (BWE, self.bwe_row, (0, 0)) if bwe else (INPAINT, N_ROWS, self.gap)
-        return self._item(clean, degraded, kind, cutoff_row, gap, source.true_rows[f], s, f, start)
+        return self._item(loaded, kind, cutoff_row, gap, source.true_rows[f], s, f)
 
 
 # --------------------------------------------------------------------------------------------------
 # Batches and loaders
 
 
-def build_batch(batch: dict, noise: torch.Tensor | None = None, fill_noise: float = FILL_NOISE,
+def build_batch(batch: dict, noise: torch.Tensor | None = None, prior: Prior | None = None,
                 generator: torch.Generator | None = None) -> dict:
     """Collated items -> {"x0", "x1", "mask", "loss_mask"} on the batch's device.
 
     x0 = picture of clean (B×3×H×W); mask (B×1×H×W, 1 = generate) = rows ≥ cutoff_row ∪ columns in
-    [gap); loss_mask = mask × (rows < true_row) (F14); x1 = picture of degraded with white noise of
-    std `fill_noise` in the hole in all 3 channels (F13). Masks have one channel: expand to 3 before
-    normalising a loss by their sum if the published normalisation (F21) is wanted.
+    [gap); loss_mask = mask × (rows < true_row) (F14); x1 = picture of degraded with the hole filled
+    as `prior` says (default: the published white noise of std 0.5 in all 3 channels, F13; the dsp
+    prior puts the DSP estimate of `dsp_estimate` under the noise). Masks have one channel: expand to 3
+    before normalising a loss by their sum if the published normalisation (F21) is wanted.
     """
+    prior = prior or Prior()
     clean = batch["clean"].float()
     degraded = batch.get("degraded")
-    x0 = to_representation(clean)
-    xd = x0
+    spec = stft(clean)
+    x0 = spec_to_representation(spec)
+    xd, spec_d = x0, spec
     if degraded is not None:
         degraded = degraded.to(clean.device, torch.float32)
         differs = (degraded != clean).any(dim=-1)
         if bool(differs.any()):  # only items whose waveform was degraded need a second STFT
+            spec_d = spec.clone()
+            spec_d[differs] = stft(degraded[differs])
             xd = x0.clone()
-            xd[differs] = to_representation(degraded[differs])
+            xd[differs] = spec_to_representation(spec_d[differs])
     b, _, h, w = x0.shape
     device = x0.device
     rows = torch.arange(h, device=device).view(1, h, 1)
@@ -837,8 +875,42 @@ def build_batch(batch: dict, noise: torch.Tensor | None = None, fill_noise: floa
     loss_mask = mask * keep.to(x0.dtype)
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
-    x1 = noise_fill(xd, mask, noise.to(device, x0.dtype), fill_noise)
+    estimate = dsp_estimate(spec_d, batch) if prior.informative else None
+    x1 = fill(xd, mask, noise.to(device, x0.dtype), prior, estimate)
     return {"x0": x0, "x1": x1, "mask": mask, "loss_mask": loss_mask}
+
+
+def cutoff_of_row(row: int) -> float:
+    """A cutoff frequency whose first generated row is `row` (the middle of the row's bin)."""
+    return (row + 0.5) * SAMPLE_RATE / (2 * N_ROWS)
+
+
+def dsp_estimate(spec_d: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Picture of the DSP estimate of each item's hole (B×3×H×W, zero where there is none): spectral
+    band replication of the degraded STFT above the cutoff row, and in a gap the best-matching passage
+    of the item's context audio (`batch["context"]`: the crop with the same audio on each side)."""
+    b, _, w = spec_d.shape
+    estimate = torch.zeros(b, 3, N_ROWS, w, device=spec_d.device)
+    context = batch.get("context")
+    pad = (context.shape[-1] - batch["clean"].shape[-1]) // 2 if context is not None else 0
+    for i in range(b):
+        row = int(batch["cutoff_row"][i])
+        first, stop = (int(v) for v in batch["gap"][i])
+        if row < N_ROWS:
+            estimate[i] = spec_to_representation(sbr_spectrum(spec_d[i], cutoff_of_row(row)))
+        if stop > first and pad > 0:
+            spec_c = stft(context[i].to(spec_d.device, torch.float32))
+            offset = pad // HOP  # context frame offset + j is crop frame j (whole hops)
+            lo, hi = (int(v) for v in batch["context_valid"][i])
+            centres = torch.arange(spec_c.shape[-1], device=spec_c.device) * HOP
+            # frames whose window reaches the zeros beyond the file are no source or template either
+            outside = (centres < lo + HOP * 2) | (centres >= hi - HOP * 2)
+            gap_cols = torch.zeros_like(outside)
+            gap_cols[first + offset:stop + offset] = True
+            filled, got = similarity_spectrum(spec_c[None], widen(gap_cols) | outside, gap_runs(gap_cols))
+            if bool(got.any()):
+                estimate[i, :, :, first:stop] = spec_to_representation(filled[0, :, first + offset:stop + offset])
+    return estimate
 
 
 class StepSampler(Sampler):

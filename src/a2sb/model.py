@@ -18,6 +18,7 @@ from . import checkpoint
 from .bridge import BridgeSchedule, predict_x0
 from .errors import A2SBError
 from .network import AttnUNetF, NetworkConfig, preset, time_embedding, time_multipliers
+from .prior import Prior
 from .representation import HOP, N_FFT, SAMPLE_RATE
 from .sampler import sample as run_sampler
 from .sampler import time_grid
@@ -34,7 +35,7 @@ class A2SBModel(nn.Module):
     def __init__(self, config: NetworkConfig, experts: Sequence[nn.Module] | None = None,
                  t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
                  provenance: dict | None = None, default_window: int = 256, default_hop: int = 128,
-                 default_sampler: str = "sde"):
+                 default_sampler: str = "sde", prior: Prior | None = None):
         super().__init__()
         self.config = config
         self.t_cutoffs = [float(c) for c in t_cutoffs]
@@ -57,6 +58,7 @@ class A2SBModel(nn.Module):
         if default_sampler not in ("sde", "ode"):
             raise A2SBError(f"sampler must be 'sde' or 'ode', got '{default_sampler}'")
         self.default_sampler = default_sampler
+        self.prior = prior or Prior()  # how x1 was filled in training: restoration must do the same
         self.provenance = dict(provenance or {})
 
     @property
@@ -119,6 +121,7 @@ class A2SBModel(nn.Module):
                      "power": 0.25, "dc_dropped": True},
             "sampling": {"steps": self.default_steps, "window": self.default_window, "hop": self.default_hop,
                          "sampler": self.default_sampler},
+            "prior": self.prior.to_dict(),
             "provenance": self.provenance,
         }
 
@@ -251,7 +254,8 @@ def _load_bundle(source, config) -> A2SBModel:
     model = _build(cfg, states, [str(path)] * len(states), t_cutoffs=meta.get("t_cutoffs", []),
                    beta_max=meta.get("beta_max", 1.0), default_steps=sampling.get("steps", PUBLISHED_STEPS),
                    default_window=sampling.get("window", 256), default_hop=sampling.get("hop", 128),
-                   default_sampler=sampling.get("sampler", "sde"), provenance=meta.get("provenance", {}))
+                   default_sampler=sampling.get("sampler", "sde"), provenance=meta.get("provenance", {}),
+                   prior=Prior.from_dict(meta.get("prior")))
     if "time_multipliers" in meta:
         model.multipliers.copy_(torch.tensor(meta["time_multipliers"]).reshape(model.multipliers.shape))
     return model

@@ -36,7 +36,8 @@ import torch
 
 from .audio import SAMPLE_RATE, audio_info, read_audio, resample
 from .errors import A2SBError
-from .masks import FILL_NOISE
+from .prior import PictureEstimate, Prior
+from .prior import fill as fill_prior
 from .representation import HOP, N_FFT, N_ROWS, frame_of_time, istft, representation_to_spec, row_of_frequency, stft
 from .sampler import PositionalNoise, time_grid
 from .streaming import (
@@ -64,6 +65,7 @@ CONTEXT_LEVEL_ROWS = 9  # the level correction is smoothed over this many freque
 CONTEXT_LEVEL_DB = (-120.0, 20.0)  # bounds of the correction (dB of |S|)
 FILL_NOISE_STEP = -1  # PositionalNoise step index of the noise filling the masked region (F13)
 WRITE_SUFFIXES = (".wav", ".flac")
+STEREO_MODES = ("shared", "independent")  # the noise of the channels: one for all, or one each
 
 
 class A2SBWarning(UserWarning):
@@ -428,6 +430,7 @@ class _Options:
     name: str = ""
     fast_inpainting: bool = True
     level_match: bool = True
+    stereo: str = "shared"
 
 
 def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model, opts: _Options) -> None:
@@ -448,13 +451,19 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
 
     picture = WaveformPicture(read_work, plan.work_length)
     fill = PositionalNoise(opts.seed, N_ROWS, 3)
-    items = list(range(channels))
+    # "shared": every channel gets the same noise (in x1 and in the SDE), so what the model makes up is
+    # as alike between channels as their inputs are; "independent": the published per-item noise
+    items = [0] * channels if opts.stereo == "shared" else list(range(channels))
+    prior = getattr(model, "prior", Prior())
+    estimate = PictureEstimate(picture.spectrum, plan.frames, plan.cutoff, plan.gap_frames, prior) \
+        if prior.informative else None
 
     def source(a: int, b: int):
         x0 = picture(a, b)
         mask = plan.mask(a, b)
-        if bool(mask.any()):  # F13: noise of std 0.5 in the region to generate
-            x0 = x0 * (1 - mask) + mask * FILL_NOISE * fill.frames(FILL_NOISE_STEP, 0, items, a, b)
+        if bool(mask.any()):  # the region to generate as the model was trained: noise, or estimate + noise
+            noise = fill.frames(FILL_NOISE_STEP, 0, items, a, b)
+            x0 = fill_prior(x0, mask, noise, prior, estimate(a, b) if estimate is not None else None)
         return x0, mask
 
     # gaps only: run just the windows touching a gap (exactly the same result, see a2sb.streaming)
@@ -469,7 +478,7 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
 
     blocks = stream_sample(denoise, source, plan.frames, channels, time_grid(opts.steps), schedule=model.schedule,
                            sde=opts.sampler == "sde", window=opts.window, hop=opts.hop, seed=opts.seed,
-                           batch_size=opts.batch_size, masked_frames=masked, device=model.device,
+                           batch_size=opts.batch_size, items=items, masked_frames=masked, device=model.device,
                            progress=bar.update if bar is not None else None)
     try:
         with torch.inference_mode():
@@ -680,7 +689,7 @@ def _prepare(analysis: Analysis, cutoff, gaps, name: str):
 
 
 def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name, fast_inpainting=True,
-             level_match=True) -> _Options:
+             level_match=True, stereo="shared") -> _Options:
     sampler = getattr(model, "default_sampler", "sde") if sampler is None else sampler
     if sampler not in ("sde", "ode"):
         raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
@@ -699,8 +708,10 @@ def _options(model, steps, sampler, seed, batch_size, window, hop, progress, nam
         raise A2SBError(f"batch size must be a positive integer or 'auto', got '{batch_size}'") from None
     if batch_size < 1:
         raise A2SBError(f"batch size must be a positive integer or 'auto', got {batch_size}")
+    if stereo not in STEREO_MODES:
+        raise A2SBError(f"stereo must be one of {', '.join(STEREO_MODES)}, got '{stereo}'")
     return _Options(steps, sampler, int(seed), batch_size, int(window), int(hop), bool(progress), name,
-                    bool(fast_inpainting), bool(level_match))
+                    bool(fast_inpainting), bool(level_match), stereo)
 
 
 def _check_window(model, window, hop) -> None:
@@ -736,8 +747,8 @@ def _as_channels(audio, downmix: bool, name: str) -> np.ndarray:
 def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="default", steps: int | None = None,
                   sampler: str | None = None, seed: int = 0, device=None, batch_size=16, window: int | None = None,
                   hop: int | None = None, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
-                  t_cutoffs=None, config=None, fast_inpainting: bool = True, level_match: bool = True
-                  ) -> tuple[np.ndarray, int]:
+                  t_cutoffs=None, config=None, fast_inpainting: bool = True, level_match: bool = True,
+                  stereo: str = "shared") -> tuple[np.ndarray, int]:
     """Restore an array: bandwidth extension above `cutoff` (Hz, "auto" or None) and/or inpainting of
     `gaps` ([(start_s, end_s)], "12.0-12.4,..." , "auto" or None).
 
@@ -749,6 +760,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     runs every window even when only gaps are restored (same result, slower: for comparisons).
     `level_match=False` splices the model's gap fill in as it comes, without the correction of its
     spectral level to the surrounding music (see `_match_context_level`; gaps-only restorations).
+    `stereo="independent"` draws each channel's noise on its own (published) instead of sharing it.
     """
     name = "the audio"
     if not (isinstance(sample_rate, (int, np.integer)) and sample_rate > 0):
@@ -770,7 +782,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     out_length = x.shape[1] if out_rate == sample_rate else wave44.length
     net = resolve_model(model, device, t_cutoffs, config) if plan.mode != "none" else None
     opts = None if net is None else _options(net, steps, sampler, seed, batch_size, window, hop, progress, "",
-                                             fast_inpainting, level_match)
+                                             fast_inpainting, level_match, stereo)
     sink = ArraySink(x.shape[0])
     _run(plan, wave44, native, out_rate, out_length, sink.write, net, opts)
     return sink.result(), out_rate
@@ -779,7 +791,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
 def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler=None,
             seed=0, device=None, batch_size=16, window=None, hop=None, progress=False, keep_rate=False,
             downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True,
-            level_match=True):
+            level_match=True, stereo="shared"):
     """Restore an audio file. Without `output`, returns (audio (channels, samples), rate) like
     `restore_audio`; with it, streams the result to that .wav/.flac file in bounded memory (written to a
     temporary file and renamed at the end) and returns its path. `plot` also writes a PNG of input and
@@ -792,13 +804,14 @@ def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", 
                              sampler=sampler, seed=seed, device=device, batch_size=batch_size, window=window,
                              hop=hop, progress=progress, keep_rate=keep_rate, downmix=downmix,
                              t_cutoffs=t_cutoffs, config=config, fast_inpainting=fast_inpainting,
-                             level_match=level_match)
+                             level_match=level_match, stereo=stereo)
     job = _Job(path, Path(output), parse_cutoff(cutoff), parse_gaps(gaps), downmix, overwrite)
     job.validate()
     return job.run(_ModelCache(model).get, dict(steps=steps, sampler=sampler, seed=seed, device=device,
                                          batch_size=batch_size, window=window, hop=hop, progress=progress,
                                          keep_rate=keep_rate, plot=plot, t_cutoffs=t_cutoffs, config=config,
-                                         fast_inpainting=fast_inpainting, level_match=level_match))
+                                         fast_inpainting=fast_inpainting, level_match=level_match,
+                                         stereo=stereo))
 
 
 def _check_input(path: str, downmix: bool):
@@ -857,7 +870,8 @@ class _Job:
             net = get_model(options["device"], options["t_cutoffs"], options["config"])
             opts = _options(net, options["steps"], options["sampler"], options["seed"], options["batch_size"],
                             options["window"], options["hop"], options["progress"], Path(self.path).name,
-                            options.get("fast_inpainting", True), options.get("level_match", True))
+                            options.get("fast_inpainting", True), options.get("level_match", True),
+                            options.get("stereo", "shared"))
         try:
             with FileSink(self.output, out_rate, wave.channels) as sink:
                 _run(plan, wave, native, out_rate, native.length, sink.write, net, opts)
@@ -919,6 +933,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-level-match", action="store_true",
                    help="gaps: splice the model's fill in as it comes, without matching its spectral level "
                         "to the music around the gap")
+    p.add_argument("--stereo", choices=STEREO_MODES, default="shared",
+                   help="noise of the channels: shared (default: a coherent stereo image) or independent")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_restore_command)
 
@@ -1007,7 +1023,7 @@ def _restore_files(args) -> int:
     options = dict(steps=args.steps, sampler=args.sampler, seed=args.seed, device=args.device,
                    batch_size=args.batch_size, window=args.window, hop=args.hop, progress=not args.no_progress,
                    keep_rate=args.keep_rate, plot=args.plot, t_cutoffs=args.t_cutoffs, config=args.config,
-                   level_match=not args.no_level_match)
+                   level_match=not args.no_level_match, stereo=args.stereo)
     models = _ModelCache(model)
     for job in jobs:
         print(f"wrote {job.run(models.get, options)}")

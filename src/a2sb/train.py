@@ -765,7 +765,7 @@ class Validator:
 
         batch = _batch_to(default_collate([self.dataset[i] for i in indices]), self.trainer.device)
         gen = torch.Generator(device=self.trainer.device).manual_seed(seed)
-        return self.data.build_batch(batch, fill_noise=self.trainer.config.data.fill_noise, generator=gen), batch
+        return self.data.build_batch(batch, prior=self.trainer.config.data.x1_prior(), generator=gen), batch
 
     @torch.no_grad()
     def losses(self, step: int) -> dict:
@@ -996,10 +996,10 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, max_steps: int | None
                                      world_size=info.world_size, rank=info.rank, workers=config.data.workers,
                                      seed=tr.seed, pin_memory=device.type == "cuda")
     batches = iter(loader)
-    fill = config.data.fill_noise
+    prior = config.data.x1_prior()
 
     def build(batch):
-        return data_module.build_batch(batch, fill_noise=fill)
+        return data_module.build_batch(batch, prior=prior)
 
     params = sum(p.numel() for p in trainer.module.net.parameters())
     logger.print(f"training {config.model.preset} network ({params / 1e6:.1f}M parameters) on {device}"
@@ -1122,6 +1122,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
     """Build an inference bundle from one run or several expert runs (model folder for load_model).
     Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet."""
     from .model import PUBLISHED_STEPS, A2SBModel, save_model
+    from .prior import Prior
 
     if not runs:
         raise A2SBError("no runs given")
@@ -1160,12 +1161,18 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
         experts.append(net.eval())
         provenance.append({"checkpoint": _portable_path(state["path"]), "step": int(state["step"]),
                            "t_range": list(ranges[i]), "ema": ema})
+    priors = {(d.get("prior", "noise"), float(d.get("fill_noise", 0.5)), float(d.get("prior_context_s", 4.0)))
+              for d in (s["config"].get("data", {}) for s in states)}
+    if len(priors) != 1:
+        raise A2SBError(f"the runs fill x1 differently (prior, noise, context): {sorted(priors)}; "
+                        "experts must share one")
     # restore with windows as long as the training segments (rotary positions are relative to the map)
     frames = 1 + int(states[0]["config"].get("data", {}).get("segment_samples", 130560)) // 512
     window = min(256, frames - frames % 2 ** nets[0].n_updown_levels)
     model = A2SBModel(nets[0], experts, t_cutoffs=t_cutoffs, beta_max=betas.pop(),
                       default_steps=steps or PUBLISHED_STEPS, default_window=window, default_hop=window // 2,
-                      default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance})
+                      default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance},
+                      prior=Prior(*priors.pop()))
     save_model(model, output, half=half)
     return model
 

@@ -1,0 +1,203 @@
+"""The degraded picture x1 that the bridge starts from (t = 1), for training batches and restoration alike.
+
+Two kinds, recorded in a model's config.json (`"prior"`) so that restoration builds x1 exactly as the
+model was trained:
+
+- ``noise`` (published, F13): the region to generate holds white noise of std `noise` in all three
+  channels. NVIDIA's released checkpoints and models without a `"prior"` entry use this.
+- ``dsp`` (ours): the region holds a DSP estimate of the missing content plus noise of std `noise`:
+  spectral band replication above a cutoff (`a2sb.sbr`) and, in gaps, a copy of the passage whose
+  surroundings match the gap's surroundings best (`similarity_source`, on the magnitude picture). The
+  network then refines an estimate instead of inventing the band from noise; where no estimate exists
+  (a gap with no usable passage around it) the region holds the noise alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from .errors import A2SBError
+from .masks import FILL_NOISE
+from .representation import HOP, SAMPLE_RATE, compress, spec_to_representation
+from .sbr import sbr_slope, sbr_spectrum
+
+PRIOR_KINDS = ("noise", "dsp")
+SIMILARITY_CONTEXT_FRAMES = 22  # ≈ 0.25 s of known frames on each side of a gap form the template
+MATCH_BINS = 8  # neighbouring bins averaged for the search: the same choices at an eighth of the cost
+LEAK_FRAMES = 2  # a frame's window reaches two hops each way: frames this close to a gap carry some of it
+
+
+@dataclass(frozen=True)
+class Prior:
+    """How the region to generate is filled in x1: `kind` (noise | dsp), the std of the added noise, and
+    (dsp) the seconds of audio on each side of a gap searched for a passage to copy."""
+
+    kind: str = "noise"
+    noise: float = FILL_NOISE
+    context_s: float = 4.0
+
+    def __post_init__(self):
+        if self.kind not in PRIOR_KINDS:
+            raise A2SBError(f"prior kind must be one of {', '.join(PRIOR_KINDS)}, got {self.kind!r}")
+        if not (self.noise >= 0 and self.context_s >= 0):
+            raise A2SBError(f"prior noise and context must be >= 0, got {self.noise}, {self.context_s}")
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Prior:
+        d = dict(d or {})
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise A2SBError(f"unknown prior setting(s) {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def informative(self) -> bool:
+        return self.kind == "dsp"
+
+
+def fill(known: torch.Tensor, mask: torch.Tensor, noise: torch.Tensor, prior: Prior,
+         estimate: torch.Tensor | None = None) -> torch.Tensor:
+    """x1: `known` (…×3×H×W picture) outside the mask (…×1×H×W, 1 = generate); inside, the picture of the
+    DSP `estimate` (same shape as `known`, zero where there is none; ignored for the noise prior) plus
+    `prior.noise` × `noise`."""
+    inside = prior.noise * noise
+    if prior.informative and estimate is not None:
+        inside = inside + estimate
+    return known * (1 - mask) + mask * inside
+
+
+def similarity_source(magnitude: torch.Tensor, damaged: torch.Tensor, first: int, stop: int,
+                      context: int = SIMILARITY_CONTEXT_FRAMES) -> int | None:
+    """Start frame of the passage that best replaces frames [first, stop) of a picture, or None.
+
+    `magnitude`: (H, F) compressed magnitudes (the channels' mean for multichannel audio); `damaged`:
+    (F,) bool, frames that may not be copied or matched (every gap, its leaking neighbours, padding).
+    The template is up to `context` undamaged frames on each side of the gap; every candidate passage
+    of the gap's length whose own surroundings (same offsets) and body are undamaged is scored by the
+    normalised cross-correlation of the surroundings with the template (the similarity baseline's rule,
+    on the picture instead of the waveform)."""
+    h, frames = magnitude.shape
+    length = stop - first
+    left, right = min(context, first), min(context, frames - stop)
+    span = left + length + right
+    if length <= 0 or left + right == 0 or span > frames:
+        return None
+    weight = torch.zeros(span, dtype=magnitude.dtype, device=magnitude.device)
+    weight[:left] = 1
+    weight[left + length:] = 1
+    around = slice(first - left, stop + right)
+    weight = weight * (~damaged[around]).to(weight.dtype)  # a neighbouring gap is no template
+    template = magnitude[:, around] * weight
+    norm = template.square().sum().sqrt()
+    if norm <= 0:
+        return None
+    x = magnitude[None]  # (1, H, F)
+    score = torch.nn.functional.conv1d(x, template[None])[0, 0]  # candidate p covers frames [p, p + span)
+    energy = torch.nn.functional.conv1d(magnitude.square().sum(0)[None, None], weight[None, None])[0, 0]
+    bad = torch.nn.functional.conv1d(damaged.to(magnitude.dtype)[None, None],
+                                     torch.ones(1, 1, span, dtype=magnitude.dtype, device=magnitude.device))[0, 0]
+    ncc = score / (energy.clamp_min(0).sqrt() * norm + 1e-12)
+    ncc = torch.where((bad == 0) & (energy > 0), ncc, torch.full_like(ncc, -torch.inf))
+    best = int(torch.argmax(ncc))
+    return best + left if torch.isfinite(ncc[best]) else None
+
+
+def gap_runs(columns: torch.Tensor) -> list[tuple[int, int]]:
+    """[first, stop) of each run of True in a (F,) bool tensor."""
+    flags = columns.to(torch.int8).tolist()
+    runs, start = [], None
+    for j, flag in enumerate(flags + [0]):
+        if flag and start is None:
+            start = j
+        elif not flag and start is not None:
+            runs.append((start, j))
+            start = None
+    return runs
+
+
+def widen(columns: torch.Tensor, frames: int = LEAK_FRAMES) -> torch.Tensor:
+    """Frames within `frames` of a True frame (the frames whose STFT window reaches into a gap)."""
+    if frames <= 0 or not bool(columns.any()):
+        return columns.clone()
+    x = columns.to(torch.float32)[None, None]
+    return torch.nn.functional.max_pool1d(x, 2 * frames + 1, stride=1, padding=frames)[0, 0] > 0
+
+
+def match_magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """What the similarity search compares: the channels' mean compressed magnitude of a complex STFT
+    (C×1025×F), averaged over MATCH_BINS neighbouring bins: (1024 / MATCH_BINS, F)."""
+    magnitude = compress(spec[..., 1:, :].abs()).mean(0)
+    return torch.nn.functional.avg_pool1d(magnitude.T[None], MATCH_BINS)[0].T
+
+
+def similarity_spectrum(spec: torch.Tensor, damaged: torch.Tensor, runs: list[tuple[int, int]],
+                        context: int = SIMILARITY_CONTEXT_FRAMES) -> tuple[torch.Tensor, torch.Tensor]:
+    """Copy, into each run [first, stop) of frames of a complex STFT (C×1025×F, all channels alike), the
+    best-matching passage (`similarity_source` on the channels' mean compressed magnitude, averaged over
+    MATCH_BINS neighbouring bins). Returns the
+    filled spectrum and a (F,) bool of the frames that received a copy."""
+    magnitude = match_magnitude(spec)
+    out, filled = spec.clone(), torch.zeros(spec.shape[-1], dtype=torch.bool, device=spec.device)
+    for first, stop in runs:
+        source = similarity_source(magnitude, damaged, first, stop, context)
+        if source is not None:
+            out[..., first:stop] = spec[..., source:source + stop - first]
+            filled[first:stop] = True
+    return out, filled
+
+
+SLOPE_BLOCK_FRAMES = 256  # the envelope slope of a long recording: from blocks of a training segment's length
+SLOPE_BLOCKS = 16
+
+
+class PictureEstimate:
+    """The dsp prior's estimate for frames [a, b) of a long recording, as `dsp_estimate` in a2sb.data makes
+    it for training items: gaps filled with the best-matching passage within `prior.context_s` on each
+    side, then spectral band replication above `cutoff` with the envelope slope of the recording
+    (fitted on up to SLOPE_BLOCKS evenly spread blocks of frames, so hours cost no more than minutes).
+
+    `spectrum(a, b)` gives the complex STFT (C×1025×(b − a)) of frames [a, b) of the recording;
+    `gap_frames` (F,) bool marks the frames to generate in gaps. The gap sources are found once, up front,
+    so any window can then be asked for in any order."""
+
+    def __init__(self, spectrum, frames: int, cutoff: float | None, gap_frames, prior: Prior):
+        self.spectrum, self.frames, self.cutoff = spectrum, frames, cutoff
+        gap = torch.as_tensor(gap_frames, dtype=torch.bool)
+        self.sources = []  # (first, stop, source start or None)
+        reach = int(round(prior.context_s * SAMPLE_RATE / HOP))
+        damaged = widen(gap)
+        for first, stop in gap_runs(gap):
+            lo, hi = max(0, first - reach), min(frames, stop + reach)
+            source = similarity_source(match_magnitude(spectrum(lo, hi)), damaged[lo:hi], first - lo, stop - lo)
+            self.sources.append((first, stop, None if source is None else source + lo))
+        self.slope = None
+        if cutoff is not None:
+            count = max(1, min(SLOPE_BLOCKS, frames // SLOPE_BLOCK_FRAMES))
+            starts = [round(k * (frames - min(frames, SLOPE_BLOCK_FRAMES)) / max(count - 1, 1)) for k in range(count)]
+            power = torch.stack([spectrum(s, min(frames, s + SLOPE_BLOCK_FRAMES)).abs().square().mean(-1)
+                                 for s in starts]).mean(0)
+            self.slope = sbr_slope(power.double(), cutoff).float()
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        """Picture (C×3×1024×(b − a)) of the estimate; zero in gap frames without a passage to copy."""
+        spec = self.spectrum(a, b)
+        missing = torch.zeros(b - a, dtype=torch.bool)
+        for first, stop, source in self.sources:
+            lo, hi = max(a, first), min(b, stop)
+            if lo >= hi:
+                continue
+            if source is None:
+                missing[lo - a:hi - a] = True
+            else:
+                spec[..., lo - a:hi - a] = self.spectrum(source + lo - first, source + hi - first)
+        if self.cutoff is not None:
+            spec = sbr_spectrum(spec, self.cutoff, self.slope)
+        picture = spec_to_representation(spec)
+        picture[..., missing] = 0
+        return picture
