@@ -2,7 +2,8 @@
 window and achieved FLOP/s.
 
     python benchmarks/forward.py [--presets tiny,cpu-small,cpu-base,paper] [--batch 1] [--repeats 3]
-                                 [--device cpu|cuda] [--dtype float32|bfloat16]
+                                 [--device cpu|cuda] [--dtype float32|bfloat16] [--autocast]
+                                 [--memory-format channels_last|contiguous]
 
 FLOPs are counted with torch.utils.flop_counter (2 per multiply-add) on a meta-device pass (no compute);
 the first real pass is a warm-up unless --no-warmup (used for the 565M paper network on a CPU).
@@ -29,22 +30,28 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--width", type=int, default=256)
     parser.add_argument("--no-warmup", action="store_true")
+    parser.add_argument("--memory-format", default="channels_last", choices=["channels_last", "contiguous"],
+                        help="layout of the weights (A2SBModel uses channels_last)")
+    parser.add_argument("--autocast", action="store_true", help="bf16 autocast on float32 weights")
     args = parser.parse_args()
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"{platform.processor() or 'cpu'}"
     print(f"device: {name}, threads {torch.get_num_threads()}, torch {torch.__version__}, dtype {args.dtype}, "
-          f"batch {args.batch}, window 3x1024x{args.width}")
+          f"{'bf16 autocast, ' if args.autocast else ''}{args.memory_format} weights, batch {args.batch}, "
+          f"window 3x1024x{args.width}")
     print(f"{'preset':<10} {'params':>12} {'GFLOP/window':>13} {'s/window':>10} {'GFLOP/s':>9}")
     for name in args.presets.split(","):
         cfg = preset(name)
         with torch.device("meta"), FlopCounterMode(display=False) as counter:
             AttnUNetF(cfg)(torch.zeros(args.batch, 3, 1024, args.width), torch.zeros(args.batch, cfg.emb_channels))
         flops = counter.get_total_flops() / args.batch
-        net = AttnUNetF(cfg).to(device, dtype).eval()
+        layout = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
+        net = AttnUNetF(cfg).to(device, dtype, memory_format=layout).eval()
         x = torch.randn(args.batch, 3, 1024, args.width, device=device, dtype=dtype)
         emb = time_embedding(torch.rand(args.batch, device=device), time_multipliers(cfg.emb_channels).to(device))
         emb = emb.to(dtype)
-        with torch.inference_mode():
+        cast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.autocast)
+        with torch.inference_mode(), cast:
             if not args.no_warmup:
                 net(x, emb)
             times = []

@@ -4,6 +4,8 @@ data loader alone.
     python benchmarks/train_throughput.py                       # tiny, cpu-small, cpu-base (+ paper on GPU)
     python benchmarks/train_throughput.py --presets paper --batch 10 --steps 20
     python benchmarks/train_throughput.py --loader-workers 0 2 8 --skip-train
+    python benchmarks/train_throughput.py --presets cpu-small --threads 1 --precision fp32 bf16 \
+        --memory-format channels_last contiguous --loader-workers     # CPU: layouts and precisions side by side
 
 The step is the real one (`a2sb.train.Trainer.train_step`: STFT picture and masks via build_batch,
 bridge sample, forward/backward, clip, RAdam) on synthetic waveforms, so no audio files are needed;
@@ -41,7 +43,7 @@ def synthetic_batch(batch: int, samples: int, seed: int = 0) -> dict:
 
 
 def bench_step(preset: str, batch: int, samples: int, steps: int, warmup: int, device: str,
-               precision: str) -> dict:
+               precision: str, memory_format: str = "channels_last") -> dict:
     from a2sb import data
 
     config = train.load_config({
@@ -51,6 +53,8 @@ def bench_step(preset: str, batch: int, samples: int, steps: int, warmup: int, d
     })
     dev = torch.device(device)
     trainer = train.Trainer(config, dev)
+    if memory_format == "contiguous":  # the trainer's own is channels_last: compare with the plain layout
+        trainer.module.to(memory_format=torch.contiguous_format)
     raw = {k: v.to(dev) for k, v in synthetic_batch(batch, samples).items()}
 
     def build(b):
@@ -71,7 +75,8 @@ def bench_step(preset: str, batch: int, samples: int, steps: int, warmup: int, d
     sync()
     elapsed = time.perf_counter() - start
     params = sum(p.numel() for p in trainer.module.net.parameters())
-    out = {"preset": preset, "params_M": params / 1e6, "batch": batch, "s_per_step": elapsed / steps,
+    out = {"preset": preset, "precision": precision, "layout": memory_format, "params_M": params / 1e6,
+           "batch": batch, "s_per_step": elapsed / steps,
            "samples_per_s": batch * steps / elapsed, "loss": result.loss}
     if dev.type == "cuda":
         out["peak_GiB"] = torch.cuda.max_memory_allocated() / 2**30
@@ -124,7 +129,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--presets", nargs="+", help="default: tiny cpu-small cpu-base (+ paper on CUDA)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--precision", default="bf16", choices=["bf16", "fp32"], help="bf16 autocast or float32")
+    p.add_argument("--precision", nargs="+", default=["auto"], choices=["auto", "bf16", "fp32"],
+                   help="bf16 autocast, float32, or auto (bf16 on CUDA, fp32 on CPU); several: side by side")
+    p.add_argument("--memory-format", nargs="+", default=["channels_last"], choices=["channels_last", "contiguous"],
+                   help="layout of the weights (the trainer uses channels_last); several: side by side")
     p.add_argument("--batch", type=int, help="segments per step (default 10 on CUDA, 2 on CPU)")
     p.add_argument("--segment", type=int, default=130560, help="samples per segment (default 130560, W=256)")
     p.add_argument("--steps", type=int, help="timed steps (default 20 on CUDA, 3 on CPU)")
@@ -142,17 +150,21 @@ def main(argv=None) -> int:
     steps = args.steps or (20 if cuda else 3)
     where = torch.cuda.get_device_name() if cuda else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__} on {where}; segment {args.segment} samples, precision "
-          f"{args.precision}", flush=True)
+          f"{', '.join(args.precision)}", flush=True)
     if not args.skip_train:
         rows = []
         for name in presets:
-            try:
-                rows.append(bench_step(name, batch, args.segment, steps, args.warmup, args.device, args.precision))
-            except torch.cuda.OutOfMemoryError:
-                rows.append({"preset": name, "batch": batch, "loss": "out of memory"})
-                torch.cuda.empty_cache()
-            print(table(rows[-1:], list(rows[-1])), flush=True)
-        keys = ["preset", "params_M", "batch", "s_per_step", "samples_per_s"] + (["peak_GiB"] if cuda else [])
+            for precision in args.precision:
+                for layout in args.memory_format:
+                    try:
+                        rows.append(bench_step(name, batch, args.segment, steps, args.warmup, args.device,
+                                               precision, layout))
+                    except torch.cuda.OutOfMemoryError:
+                        rows.append({"preset": name, "batch": batch, "loss": "out of memory"})
+                        torch.cuda.empty_cache()
+                    print(table(rows[-1:], list(rows[-1])), flush=True)
+        keys = ["preset", "precision", "layout", "params_M", "batch", "s_per_step", "samples_per_s"]
+        keys += ["peak_GiB"] if cuda else []
         print("\ntraining step\n" + table(rows, keys), flush=True)
     if args.loader_workers:
         try:
