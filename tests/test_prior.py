@@ -176,6 +176,15 @@ def test_shared_noise_makes_the_channels_alike():
     shared = restore_audio(stereo, SR, cutoff=4000, model=model, window=32, hop=16)[0]
     independent = restore_audio(stereo, SR, cutoff=4000, model=model, window=32, hop=16, stereo="independent")[0]
     assert np.array_equal(shared[0], shared[1]) and not np.allclose(independent[0], independent[1])
+    # mid/side: the side of identical channels is silent, and so is its band replication: the channels
+    # stay identical; opposite channels have a silent mid and stay opposite
+    model = ZeroNet("dsp")
+    midside = restore_audio(stereo, SR, cutoff=4000, model=model, window=32, hop=16, stereo="midside")[0]
+    assert np.allclose(midside[0], midside[1], atol=1e-6)
+    assert lsd(midside[0], restore_audio(clean, SR, cutoff=4000, model=model, window=32, hop=16)[0]) < 0.05
+    opposite = restore_audio(np.stack([clean, -clean]), SR, cutoff=4000, model=model, window=32, hop=16,
+                             stereo="midside")[0]
+    assert np.allclose(opposite[0], -opposite[1], atol=1e-6)
 
 
 def test_the_model_records_its_prior(tmp_path):

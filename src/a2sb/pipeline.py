@@ -65,7 +65,8 @@ CONTEXT_LEVEL_ROWS = 9  # the level correction is smoothed over this many freque
 CONTEXT_LEVEL_DB = (-120.0, 20.0)  # bounds of the correction (dB of |S|)
 FILL_NOISE_STEP = -1  # PositionalNoise step index of the noise filling the masked region (F13)
 WRITE_SUFFIXES = (".wav", ".flac")
-STEREO_MODES = ("shared", "independent")  # the noise of the channels: one for all, or one each
+# stereo: the channels' noise shared or one each (published); or mid and side restored (noise each)
+STEREO_MODES = ("shared", "independent", "midside")
 
 
 class A2SBWarning(UserWarning):
@@ -443,16 +444,19 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
             write(native.read(start, min(out_length, start + (1 << 18))))
         return
 
+    midside = opts.stereo == "midside" and channels == 2
+
     def read_work(start: int, stop: int) -> np.ndarray:  # zero beyond the end of short input
         data = wave.read(start, min(stop, wave.length))
         if data.shape[1] < stop - start:
             data = np.pad(data, ((0, 0), (0, stop - start - data.shape[1])))
-        return data
+        return _mid_side(data) if midside else data  # the model restores mid and side
 
     picture = WaveformPicture(read_work, plan.work_length)
     fill = PositionalNoise(opts.seed, N_ROWS, 3)
     # "shared": every channel gets the same noise (in x1 and in the SDE), so what the model makes up is
-    # as alike between channels as their inputs are; "independent": the published per-item noise
+    # as alike between channels as their inputs are; "independent": the published per-item noise, also
+    # for mid and side, which are nearly uncorrelated in music
     items = [0] * channels if opts.stereo == "shared" else list(range(channels))
     prior = getattr(model, "prior", Prior())
     estimate = PictureEstimate(picture.spectrum, plan.frames, plan.cutoff, plan.gap_frames, prior) \
@@ -483,13 +487,20 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
     try:
         with torch.inference_mode():
             if plan.mode == "bwe":
-                _write_whole(blocks, plan, channels, out_rate, out_length, write)
+                _write_whole(blocks, plan, channels, out_rate, out_length,
+                             (lambda chunk: write(_mid_side(chunk, inverse=True))) if midside else write)
             else:
                 _write_spliced(blocks, plan, picture, native, channels, out_rate, out_length, write,
-                               opts.level_match)
+                               opts.level_match, midside)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _mid_side(x: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """(left, right) -> (mid, side) = ((l + r) / 2, (l − r) / 2), or back with `inverse`."""
+    a, b = x[0], x[1]
+    return np.stack([a + b, a - b]) if inverse else np.stack([(a + b) / 2, (a - b) / 2])
 
 
 def _progress_bar(total: int, opts: _Options):
@@ -521,7 +532,7 @@ def _write_whole(blocks, plan: _Plan, channels: int, out_rate: int, out_length: 
 
 
 def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channels: int, out_rate: int,
-                   out_length: int, write, level_match: bool = True) -> None:
+                   out_length: int, write, level_match: bool = True, midside: bool = False) -> None:
     """Gaps only: the input copied through, the model's waveform spliced into each gap with raised-cosine
     crossfades just outside it. Only the frames around the gaps are ever inverse-transformed."""
     regions = _splice_regions(plan, out_rate)
@@ -537,6 +548,8 @@ def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channe
     for region, cols in zip(regions, columns):
         region["wave"] = _region_wave(region, cols, picture, channels, out_rate,
                                       plan.gap_frames if level_match else None)
+        if midside:
+            region["wave"] = _mid_side(region["wave"], inverse=True)
     chunk = 1 << 18
     for start in range(0, out_length, chunk):
         stop = min(out_length, start + chunk)
@@ -934,7 +947,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="gaps: splice the model's fill in as it comes, without matching its spectral level "
                         "to the music around the gap")
     p.add_argument("--stereo", choices=STEREO_MODES, default="shared",
-                   help="noise of the channels: shared (default: a coherent stereo image) or independent")
+                   help="stereo: shared noise for both channels (default), independent noise (published), "
+                        "or midside (restore mid and side, each with its own noise)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_restore_command)
 
