@@ -86,3 +86,21 @@ def test_magnitude_weight_turns_the_error_into_a_log_magnitude_error():
     assert masked_loss(pred, target, mask, w).item() == pytest.approx(
         ((w[0, 0, 0, 0] + w[0, 0, 1, 0] + 4) / 6).item())
     assert masked_loss(pred, target, mask).item() == pytest.approx(1.0)
+
+
+def test_weighting_by_the_prediction_keeps_the_mean_where_weighting_by_the_target_is_biased():
+    """Half the targets quiet (0.03), half loud (0.3): a level the input cannot tell. Weighted by the
+    target, the loss's minimiser sinks towards the quiet one; weighted by the (detached) prediction, its
+    fixed point is the plain mean, so the estimate's level is not biased."""
+    from a2sb.bridge import magnitude_weight
+
+    floor = 0.1
+    targets = torch.tensor([0.03, 0.3]).reshape(2, 1, 1, 1).expand(2, 3, 1, 1)
+    by_target = magnitude_weight(targets, floor)[:, 0].flatten()
+    biased = float((by_target * targets[:, 0].flatten()).sum() / by_target.sum())
+    p = torch.tensor(0.3)
+    for _ in range(200):  # the fixed point of training with the weight from the prediction itself
+        w = magnitude_weight(p.detach().expand(1, 3, 1, 1), floor)[0, 0, 0, 0]
+        p = p - 0.5 * (w * 2 * (p - targets[:, 0].flatten())).mean() / w
+    assert float(p) == pytest.approx(0.165, abs=1e-4)
+    assert biased < 0.1  # the target weighting's optimum: more than 10 dB of |S| too quiet

@@ -180,6 +180,26 @@ def test_loss_decreases_when_overfitting_one_batch(manifest, tmp_path):
     assert losses[-1] < 0.5 * losses[0], losses[::10]
 
 
+def test_magnitude_weight_from_the_prediction(manifest, tmp_path):
+    """The weight comes from the network's detached clean estimate: a different loss from the target's,
+    the same gradient path (the weight itself carries no gradient)."""
+    losses = {}
+    for source in ("target", "prediction"):
+        config = micro_config(manifest, tmp_path / source, model={"dropout": 0.0},
+                              bridge={"magnitude_floor": 0.1, "magnitude_weight_from": source})
+        trainer = train.Trainer(config)
+        pictures = _fixed_batch(config)
+        t = torch.full((pictures["x0"].shape[0],), 0.5, dtype=torch.float64)
+        noise = torch.zeros_like(pictures["x0"])
+        loss = trainer.loss(pictures, t, noise)
+        loss.backward()
+        assert all(p.grad is None or torch.isfinite(p.grad).all() for p in trainer.params)
+        losses[source] = loss.item()
+    assert np.isfinite(list(losses.values())).all() and losses["target"] != losses["prediction"]
+    with pytest.raises(A2SBError, match="magnitude_weight_from"):
+        micro_config(manifest, tmp_path, bridge={"magnitude_weight_from": "clean"})
+
+
 def test_nan_step_is_skipped_without_touching_weights(manifest, tmp_path, monkeypatch):
     trainer = train.Trainer(micro_config(manifest, tmp_path))
     pictures = _fixed_batch(trainer.config)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .bridge import BridgeSchedule, magnitude_weight, masked_loss, q_sample, training_target
+from .bridge import BridgeSchedule, magnitude_weight, masked_loss, predict_x0, q_sample, training_target
 from .errors import A2SBError
 from .network import PRESETS, AttnUNetF, NetworkConfig, preset, time_embedding, time_multipliers
 
@@ -136,6 +136,10 @@ class BridgeSection:
     # ours: > 0 weighs the magnitude channel's loss as an error in log magnitude above this floor
     # (a2sb.bridge.magnitude_weight); 0 = the published unweighted loss
     magnitude_floor: float = 0.0
+    # ours: what sets that weight: "target" (the clean magnitude; biased towards quiet outputs where the
+    # level is uncertain) or "prediction" (the network's own clean estimate, detached: the same emphasis
+    # on quiet regions, but the loss's optimum stays the conditional mean)
+    magnitude_weight_from: str = "target"
 
 
 @dataclass
@@ -241,6 +245,9 @@ class TrainConfig:
         b, o, tr, v = self.bridge, self.optim, self.trainer, self.validation
         if b.magnitude_floor < 0:
             raise A2SBError(f"bridge.magnitude_floor must be >= 0, got {b.magnitude_floor}")
+        if b.magnitude_weight_from not in ("target", "prediction"):
+            raise A2SBError(f"bridge.magnitude_weight_from must be target or prediction, got "
+                            f"'{b.magnitude_weight_from}'")
         if not 0 <= b.t_min < b.t_max <= 1:
             raise A2SBError(f"bridge: need 0 <= t_min < t_max <= 1, got [{b.t_min}, {b.t_max})")
         if tr.precision not in PRECISIONS:
@@ -568,8 +575,12 @@ class Trainer:
         target = training_target(self.schedule, xt, x0, t)
         with self.autocast():
             pred = (model or self.model)(xt, t)
-        floor = self.config.bridge.magnitude_floor
-        weight = magnitude_weight(x0, floor) if floor > 0 else None
+        b = self.config.bridge
+        weight = None
+        if b.magnitude_floor > 0:
+            level = x0 if b.magnitude_weight_from == "target" else \
+                predict_x0(self.schedule, xt, t, pred.detach().float())
+            weight = magnitude_weight(level, b.magnitude_floor)
         return masked_loss(pred.float(), target, pictures["loss_mask"], weight)
 
     def masked_sums(self, pictures: dict, t: torch.Tensor, noise: torch.Tensor, model: nn.Module) -> tuple:
