@@ -2,11 +2,27 @@
 
 Audio is float (channels, samples) or 1-D, at any sample rate.
 
-Cutoff: unlike the published tool (mean of per-frame 99 % roll-offs, pulled down by quiet passages and
-pushed up by noise), this looks for a *cliff* in the long-term spectrum: a fall of at least
-`CLIFF_DROP_DB` within `CLIFF_SPAN_OCT` octaves after which nothing above rises back (the spectrum stays
-at its floor up to Nyquist). The edge is then located by fitting a Butterworth-shaped knee, so the
-result is the -3 dB point for gentle filters and the edge for brick-wall, resampling and MP3 cutoffs.
+Cutoff: a lowpass, a resampler or an MP3 encoder leaves the spectrum at its *floor* (dither, noise,
+numerical zero) above the cutoff, in every frame. So the edge is the **final descent into the floor**
+of the long-term spectrum (a quiet or dark passage only ever lowers the music, never the floor), not
+its first steep stretch: music with little treble falls steeply by itself, often far below any
+filter. Found on the warped axis (see `_warp`):
+
+1. the floor is the level just below Nyquist;
+2. a *wall* (a fall of `WALL_DROP_DB` within `WALL_SPAN_OCT`, steeper than any music) is a cutoff
+   even when something remains above it (an elliptic filter's stopband, codec noise);
+3. otherwise the content edge is where nothing above stands `EDGE_REACH_DB` out of the floor; the
+   descent into it is followed down while it keeps falling steeply; its top must stand
+   `EDGE_RISE_DB` above the floor and it must be a cliff (`CLIFF_DROP_DB` within `CLIFF_SPAN_OCT`):
+   a gentle roll-off (a 2nd-order filter, or dark music fading out) is no cutoff;
+4. a Butterworth-shaped knee fitted to the descent gives the -3 dB point (gentle filters) or the edge
+   (brick-wall, resampling, MP3). The fit must also predict the floor beyond the descent.
+
+When knees far apart explain the descent about equally well (`AMBIGUITY`: a gentle filter over
+music that falls by itself), or the roll-off is too gentle to place, the estimate is *unsure*:
+`estimate_cutoff` says so with a reason and `detect_cutoff` returns None, rather than a wrong edge.
+Thresholds were measured on held-out real music lowpassed at 2-16 kHz (benchmarks/detect_grid.py and
+its section of benchmarks/README.md).
 
 Gaps: runs where every channel is digitally silent, or is at the recording's noise floor and far
 (`GAP_DEPTH_DB`) below the surrounding second of music. A dropout in one channel only is not a gap:
@@ -14,6 +30,8 @@ inpainting works on the whole signal and the other channel still carries the mus
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import grey_opening, maximum_filter1d, uniform_filter1d
@@ -24,15 +42,27 @@ from .errors import A2SBError
 # Edges at or above this are "full band" at 44.1 kHz (ADC and 320 kbps MP3 filters sit around 20 kHz).
 FULL_BAND_HZ = 0.9 * 22050
 MIN_CUTOFF_HZ = 500.0
-CLIFF_DROP_DB = 30.0
-CLIFF_SPAN_OCT = 1.5
 
-# Knee fit (octaves are on the warped axis, see _warp)
+# The edge (levels in dB of the long-term spectrum, spans in octaves of the warped axis)
+FLOOR_BAND = (0.92, 0.98)  # the floor: median level in this part of the band (fractions of Nyquist)
+WALL_DROP_DB = 40.0  # a fall this deep ...
+WALL_SPAN_OCT = 0.25  # ... within this span is a cutoff whatever remains above it
+EDGE_REACH_DB = 20.0  # above the content edge nothing stands more than this above the floor
+EDGE_RISE_DB = 20.0  # the top of the final descent stands at least this far above the floor
+DESCENT_SLOPE_DB_OCT = 12.0  # the descent is followed down while it falls at least this steeply ...
+DESCENT_STEP_OCT = 1 / 3  # ... over this span
+CLIFF_DROP_DB = 30.0  # a cliff falls this far (or, into a nearer floor, all the way) ...
+CLIFF_SPAN_OCT = 1.5  # ... within this span
+AMBIGUITY = 0.10  # unsure when a knee this far off ...
+AMBIGUITY_FAR = 0.15  # ... (relative frequency) fits within this fraction of the best residual
+
+# Knee fit
 FIT_DEPTH_DB = 60.0  # fit the fall down to this far below the passband ...
 FLOOR_MARGIN_DB = 15.0  # ... or to this far above the floor, where noise bends the slope
-FIT_BELOW_OCT = 1.0  # passband included in the first pass
-KNEE_BELOW_START_OCT = 0.25  # how far below the cliff's start the knee may lie
-REFINE_OCT = 1.5  # second pass: this much passband and fall around the first knee
+FIT_BELOW_OCT = 1.0  # passband included below the lowest candidate knee
+KNEE_BELOW_START_OCT = 0.25  # how far below the descent's top the knee may lie
+PENALTY_OCT = 0.5  # beyond the fit, predicted content above the floor is penalised over this span
+REFINE_OCT = 1.0  # second pass: this much passband and fall around the first knee
 OPENING_OCT = 1 / 12  # peaks narrower than this are removed before the search
 KNEE_ORDERS = np.array([2, 2.5, 3, 3.5, 4, 5, 6, 7, 8, 10, 12, 14, 16, 20, 24, 32, 48, 64, 128, 256])
 
@@ -76,23 +106,43 @@ def _validated(audio, sample_rate) -> np.ndarray:
 # Cutoff
 
 
+@dataclass(frozen=True)
+class CutoffEstimate:
+    """What `estimate_cutoff` found: `cutoff` in Hz (None: full band, or unsure), and whether it is
+    unsure, with the reason in words."""
+
+    cutoff: float | None
+    unsure: bool = False
+    reason: str = ""
+
+
 def detect_cutoff(audio, sample_rate: float) -> float | None:
-    """Frequency (Hz) above which `audio` has lost its content, or None when it is full band.
+    """Frequency (Hz) above which `audio` has lost its content, or None when it is full band or the
+    edge cannot be placed reliably (see `estimate_cutoff` for which).
 
     An input sampled below 44.1 kHz is band-limited by its own Nyquist at most, so then a cutoff is
     always returned (Nyquist when no lower edge is found).
     """
+    return estimate_cutoff(audio, sample_rate).cutoff
+
+
+def estimate_cutoff(audio, sample_rate: float) -> CutoffEstimate:
+    """`detect_cutoff` with the reason: an unsure estimate has cutoff None (or the input's Nyquist when
+    that is below full band) and unsure=True."""
     x = _validated(audio, sample_rate)
     nyquist = sample_rate / 2
     freqs, power = _long_term_spectrum(x, sample_rate)
-    edge = None
+    edge, reason = None, ""
     if power is not None:
-        edge = _find_edge(freqs, power, nyquist)
+        edge, reason = _find_edge(freqs, power, nyquist)
+    unsure = bool(reason)
+    if edge is not None and edge >= FULL_BAND_HZ:
+        edge, unsure, reason = None, False, ""  # an edge up where ADCs put theirs is full band
     if edge is None and nyquist < FULL_BAND_HZ:
         edge = nyquist
-    if edge is None or edge >= FULL_BAND_HZ:
-        return None
-    return float(min(edge, nyquist))
+    if edge is None:
+        return CutoffEstimate(None, unsure, reason)
+    return CutoffEstimate(float(min(edge, nyquist)), unsure, reason)
 
 
 def _long_term_spectrum(x: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -145,68 +195,127 @@ def _warped_spectrum_db(freqs: np.ndarray, power: np.ndarray, nyquist: float) ->
     high = np.maximum(_unwarp(grid + SMOOTH_OCT / 2, nyquist) / bin_hz, centre + 1.5)
     lo = np.clip(np.floor(low).astype(int), 0, len(power) - 1)
     hi = np.clip(np.ceil(high).astype(int), lo + 1, len(power))
-    cumulative = np.concatenate([[0.0], np.cumsum(power)])
+    cumulative = np.concatenate([[0.0], np.cumsum(np.asarray(power, dtype=np.float64))])
     mean = (cumulative[hi] - cumulative[lo]) / (hi - lo)
     tiny = power.max() * 1e-20  # numerical zero: 200 dB below the peak
     return grid, 10 * np.log10(np.maximum(mean, tiny))
 
 
-def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> float | None:
+def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[float | None, str]:
+    """(edge Hz or None, reason it is unsure or ""): see the module docstring."""
     grid, level = _warped_spectrum_db(freqs, power, nyquist)
-    if len(grid) < 8:
-        return None
+    n = len(grid)
+    if n < 8:
+        return None, ""
     step = GRID_STEPS_PER_OCT
     # An opening (min then max filter) removes peaks narrower than its width (strong partials) but
     # leaves monotone stretches, hence filter slopes and edges, exactly as they are.
     level = grey_opening(level, size=max(1, int(OPENING_OCT * step)) | 1, mode="nearest")
-    # ceiling[i]: the loudest level anywhere at or above grid[i]; a cliff is where it falls for good.
+    freq = _unwarp(grid, nyquist)
+    top = (freq >= FLOOR_BAND[0] * nyquist) & (freq <= FLOOR_BAND[1] * nyquist)
+    floor = float(np.median(level[top])) if top.any() else float(level[-1])
+    # ceiling[i]: the loudest level anywhere at or above grid[i]; the edge is where it falls for good.
     ceiling = np.maximum.accumulate(level[::-1])[::-1]
-    span = int(CLIFF_SPAN_OCT * step)
-    drop = ceiling - ceiling[np.minimum(np.arange(len(grid)) + span, len(grid) - 1)]
-    is_cliff = (drop >= CLIFF_DROP_DB) & (grid >= _warp(MIN_CUTOFF_HZ, nyquist))
-    if not is_cliff.any():
-        return None
-    start = int(np.argmax(is_cliff))  # the lowest cliff: content above it is at most residue
+    lowest = int(np.searchsorted(grid, _warp(MIN_CUTOFF_HZ, nyquist)))
+    index = np.arange(n)
+    wall = ceiling - ceiling[np.minimum(index + int(WALL_SPAN_OCT * step), n - 1)] >= WALL_DROP_DB
+    walls = np.flatnonzero(wall & (index >= lowest))
+    if len(walls):
+        start = int(walls[0])
+    else:
+        standing = np.flatnonzero(ceiling > floor + EDGE_REACH_DB)
+        if not len(standing) or standing[-1] + 1 >= n:
+            return None, ""  # silence at the floor, or content up to Nyquist: full band
+        edge = int(standing[-1]) + 1
+        span, steep = max(1, int(DESCENT_STEP_OCT * step)), DESCENT_SLOPE_DB_OCT * DESCENT_STEP_OCT
+        start = edge - 1
+        while start - span >= lowest and ceiling[start - span] - ceiling[start] >= steep:
+            start -= 1
+        rise = ceiling[start] - floor
+        if rise < EDGE_RISE_DB:
+            return None, ""  # what reaches the floor there is too faint to be the music's edge
+        if start < lowest:
+            return None, "the spectrum falls steadily from below the lowest cutoff considered"
+        # a cliff: somewhere in the descent the ceiling falls CLIFF_DROP_DB (or all the way to near the
+        # floor) within CLIFF_SPAN_OCT
+        need = min(CLIFF_DROP_DB, rise - 5.0)
+        later = ceiling[np.minimum(index[start:edge + 1] + int(CLIFF_SPAN_OCT * step), n - 1)]
+        if not (ceiling[start:edge + 1] - later >= need).any():
+            where = _unwarp(grid[start], nyquist)
+            return None, f"the spectrum rolls off gently from about {where:.0f} Hz, without a clear edge"
     # The fit covers the passband below and the fall down to FIT_DEPTH_DB or to just above the floor.
-    # A second pass centres the window on the first knee, so both sides weigh alike.
-    floor = max(ceiling[start] - FIT_DEPTH_DB, ceiling[-1] + FLOOR_MARGIN_DB)
-    below_floor = np.flatnonzero(level[start:] <= floor)
-    end = start + (below_floor[0] if len(below_floor) else len(grid) - start)
-    end = min(max(end, start + 2), len(grid))
-    first = start - int(FIT_BELOW_OCT * step)
-    knee = _fit_knee(grid, level, first, end, start - int(KNEE_BELOW_START_OCT * step), end, 4)
-    k = int(np.searchsorted(grid, knee))
-    end = min(end, k + int(REFINE_OCT * step))
-    knee = _fit_knee(grid, level, k - int(REFINE_OCT * step), end, k - step // 8, k + step // 8)
-    return float(_unwarp(knee, nyquist))
+    fit_floor = max(ceiling[start] - FIT_DEPTH_DB, floor + FLOOR_MARGIN_DB)
+    below = np.flatnonzero(level[start:] <= fit_floor)
+    end = start + (below[0] if len(below) else n - start)
+    end = min(max(end, start + 2), n)
+    penalty_end = end + int(PENALTY_OCT * step)
+    knee_lo = start - int(KNEE_BELOW_START_OCT * step)
+    knee, knees, residual = _fit_knee(grid, level, knee_lo - int(FIT_BELOW_OCT * step), end, knee_lo, end,
+                                      penalty_end, 4)
+    far = np.abs(grid[knees] - grid[knee]) > np.log2(1 + AMBIGUITY_FAR)
+    if far.any() and residual[far].min() <= (1 + AMBIGUITY) * residual.min():
+        other = _unwarp(grid[knees[far][np.argmin(residual[far])]], nyquist)
+        return None, (f"knees at {_unwarp(grid[knee], nyquist):.0f} Hz and {other:.0f} Hz fit the roll-off "
+                      "about equally well")
+    refine_end = min(end, knee + int(REFINE_OCT * step))
+    knee, _, _ = _fit_knee(grid, level, knee - int(REFINE_OCT * step), refine_end, knee - step // 8,
+                           knee + step // 8, penalty_end)
+    return float(_unwarp(grid[knee], nyquist)), ""
 
 
-def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, knee_stride: int = 1) -> float:
-    """Least-squares knee k of a + b·(x − k) − 10·log10(1 + 2^(2n(x − k))) over grid[first:end].
+_ROLLOFF_CACHE: dict[tuple[float, int], np.ndarray] = {}
 
-    That is a Butterworth of order n (any n, on the warped axis) on a music spectrum of slope b; its
-    knee k is the -3 dB point. Large n models brick-wall, resampling and MP3 edges.
+
+def _rolloff(order: float, n: int) -> np.ndarray:
+    """10·log10(1 + 2^(2·order·d)) for grid offsets d = -n..n (in grid steps): a Butterworth's loss."""
+    key = (float(order), n)
+    if key not in _ROLLOFF_CACHE:
+        d = np.arange(-n, n + 1) / GRID_STEPS_PER_OCT
+        _ROLLOFF_CACHE[key] = 10 * np.log10(1 + 2.0 ** np.clip(2 * order * d, -60, 60))
+    return _ROLLOFF_CACHE[key]
+
+
+def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, penalty_end: int,
+              knee_stride: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+    """Least-squares knee k of a + b·(x − k) + c·(x − k)² − 10·log10(1 + 2^(2n(x − k))) over
+    grid[first:end]: a Butterworth of order n (any n, on the warped axis) on a smooth music spectrum
+    (curved: music spectra steepen or flatten across the two octaves around a low cutoff); its knee is
+    the -3 dB point, and large n models brick-wall, resampling and MP3 edges. Over
+    grid[end:penalty_end] the model must not predict content above the measured level (+ margin): a
+    knee that leaves music standing where the spectrum is at its floor is wrong.
+
+    Returns (index of the best knee, candidate knee indices, best residual of each over the orders).
     """
+    n = len(grid)
     first, knee_lo = max(0, first), max(0, knee_lo)
+    end, penalty_end = min(end, n), min(max(penalty_end, end), n)
     knee_hi = min(max(knee_hi, knee_lo + 1), end)
-    x = grid[first:end]
-    y = level[first:end]
-    knees = grid[knee_lo:knee_hi:knee_stride]
-    best = (np.inf, grid[knee_lo])
+    x, y = grid[first:end], level[first:end]
+    y_beyond = level[end:penalty_end]
+    knees = np.arange(knee_lo, knee_hi, knee_stride)
+    # A quadratic in (x − k) spans the same space for every k, so one projection serves every knee.
+    centre, scale = x.mean(), max(float(np.ptp(x)), 1e-9)
+    basis = np.stack([((x - centre) / scale) ** p for p in range(3)], axis=1)
+    beyond = np.stack([((grid[end:penalty_end] - centre) / scale) ** p for p in range(3)], axis=1)
+    q, r = np.linalg.qr(basis)
+    to_coef = np.linalg.inv(r).T
+    offsets = np.arange(first, end)[None, :] - knees[:, None] + n
+    offsets_beyond = np.arange(end, penalty_end)[None, :] - knees[:, None] + n
+    best_residual = np.full(len(knees), np.inf)
+    best = (np.inf, int(knees[0]))
     for order in KNEE_ORDERS:
-        # undo the order-n rolloff for every candidate knee (rows)
-        u = x[None, :] - knees[:, None]
-        target = y[None, :] + 10 * np.log10(1 + 2.0 ** np.clip(2 * order * u, -60, 60))
-        # the rest must be the music's own smooth spectrum: a + b·u + c·u² (curved: music spectra
-        # steepen or flatten across the two octaves around a low cutoff), per-knee least squares
-        basis = np.stack([np.ones_like(u), u, u**2], axis=-1)  # knees × points × 3
-        gram = np.einsum("kpi,kpj->kij", basis, basis)
-        coef = np.linalg.solve(gram, np.einsum("kpi,kp->ki", basis, target)[..., None])
-        residual = ((target - (basis @ coef)[..., 0]) ** 2).sum(axis=1)
+        loss = _rolloff(order, n)
+        music = y[None, :] + loss[offsets]  # the spectrum with the order-n roll-off undone, per knee
+        coef = music @ q
+        residual = ((music - coef @ q.T) ** 2).sum(axis=1)
+        if len(y_beyond):
+            predicted = (coef @ to_coef) @ beyond.T - loss[offsets_beyond]
+            residual += (np.maximum(0.0, predicted - y_beyond[None, :] - FLOOR_MARGIN_DB) ** 2).sum(axis=1)
+        best_residual = np.minimum(best_residual, residual)
         i = int(np.argmin(residual))
         if residual[i] < best[0]:
-            best = (residual[i], knees[i])
-    return float(best[1])
+            best = (float(residual[i]), int(knees[i]))
+    return best[1], knees, best_residual
 
 
 # ----------------------------------------------------------------------------------------------------
