@@ -184,9 +184,10 @@ class PictureEstimate:
                                  for s in starts]).mean(0)
             self.slope = sbr_slope(power.double(), cutoff).float()
 
-    def __call__(self, a: int, b: int) -> torch.Tensor:
-        """Picture (C×3×1024×(b − a)) of the estimate; zero in gap frames without a passage to copy."""
-        spec = self.spectrum(a, b)
+    def __call__(self, a: int, b: int, spec: torch.Tensor | None = None) -> torch.Tensor:
+        """Picture (C×3×1024×(b − a)) of the estimate; zero in gap frames without a passage to copy.
+        `spec`: the frames' own spectrum, when the caller has it already."""
+        spec = self.spectrum(a, b) if spec is None else spec.clone()
         missing = torch.zeros(b - a, dtype=torch.bool)
         for first, stop, source in self.sources:
             lo, hi = max(a, first), min(b, stop)
