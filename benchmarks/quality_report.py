@@ -19,7 +19,14 @@ import sys
 from datetime import date
 from pathlib import Path
 
-from a2sb.evaluate import ALL_GROUPS, OURS, PAIRED_METRICS, paired_against_best_baseline, summarise_groups
+from a2sb.evaluate import (
+    ALL_GROUPS,
+    OURS,
+    PAIRED_METRICS,
+    paired_against_best_baseline,
+    paired_difference,
+    summarise_groups,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -148,7 +155,8 @@ def verdict_lsd_margin(data: dict, group: str) -> tuple[bool | None, str]:
         return None, ""
     change = (a - s) / s * 100
     words = f"{-change:.0f} % lower" if change < 0 else f"{change:.0f} % higher"
-    return a <= LSD_MARGIN * s, f"{a:.2f} vs SBR {s:.2f} ({words})"
+    paired = paired_text(paired_difference(records_of(data, group), "a2sb", "sbr", "lsd"))
+    return a <= LSD_MARGIN * s, f"{a:.2f} vs SBR {s:.2f} ({words}; paired {paired})"
 
 
 def verdict_band_lsd(data: dict, group: str) -> tuple[bool | None, str]:
@@ -188,7 +196,9 @@ def verdict_gap_lsd(data: dict, group: str) -> tuple[bool | None, str]:
     if a is None or not others or any(v is None for v in others.values()):
         return None, ""
     listed = ", ".join(f"{m} {v:.2f}" for m, v in others.items())
-    return all(a < v for v in others.values()), f"gap-LSD {a:.2f}; {listed}"
+    best = min(others, key=others.get)
+    paired = paired_text(paired_difference(records_of(data, group), "a2sb", best, "gap_lsd"))
+    return all(a < v for v in others.values()), f"gap-LSD {a:.2f}; {listed}; paired against {best} {paired}"
 
 
 def verdict_row(target: str, data: dict | None, judge) -> str:
@@ -264,13 +274,13 @@ def method_table(data: dict, summary: dict) -> list[str]:
     return lines
 
 
-def paired_table(data: dict) -> list[str]:
+def paired_table(data: dict, per_group: bool) -> list[str]:
     task = kind(data)
     rows = []
-    for group in groups(data):
+    for group in groups(data) if per_group else [ALL_GROUPS]:
         paired = paired_against_best_baseline(records_of(data, group), task)
         if paired is not None:
-            name = "all packages" if group == ALL_GROUPS else group
+            name = group if group != ALL_GROUPS else "all packages" if per_group else "all clips"
             rows.append(f"| {name} | {paired['baseline']} | "
                         + " | ".join(paired_text(paired[k]) for k in PAIRED_METRICS[task]) + " |")
     if not rows:
@@ -291,7 +301,7 @@ def task_section(data: dict, path: str, per_group: bool) -> list[str]:
             lines += [f"**{group or '(top folder)'}** ({count} clips)", "", *method_table(data, summary), ""]
     label = "**all packages**" if per_group else "**all clips**"
     lines += [f"{label} ({n} clips)", "", *method_table(data, summaries[ALL_GROUPS]), ""]
-    paired = paired_table(data)
+    paired = paired_table(data, per_group)
     return lines + (paired + [""] if paired else [])
 
 
