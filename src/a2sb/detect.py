@@ -227,6 +227,8 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
         if not len(standing) or standing[-1] + 1 >= n:
             return None, ""  # silence at the floor, or content up to Nyquist: full band
         edge = int(standing[-1]) + 1
+        if freq[edge] >= FLOOR_BAND[0] * nyquist:
+            return None, ""  # content reaches the band where the floor is measured: full band
         span, steep = max(1, int(DESCENT_STEP_OCT * step)), DESCENT_SLOPE_DB_OCT * DESCENT_STEP_OCT
         start = edge - 1
         while start - span >= lowest and ceiling[start - span] - ceiling[start] >= steep:
@@ -236,11 +238,12 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
             return None, ""  # what reaches the floor there is too faint to be the music's edge
         if start < lowest:
             return None, "the spectrum falls steadily from below the lowest cutoff considered"
-        # a cliff: somewhere in the descent the ceiling falls CLIFF_DROP_DB (or all the way to near the
-        # floor) within CLIFF_SPAN_OCT
-        need = min(CLIFF_DROP_DB, rise - 5.0)
+        # a cliff: somewhere in the descent the ceiling falls CLIFF_DROP_DB within CLIFF_SPAN_OCT, or
+        # (into a nearer floor) all the way within WALL_SPAN_OCT
+        top = ceiling[start:edge + 1]
         later = ceiling[np.minimum(index[start:edge + 1] + int(CLIFF_SPAN_OCT * step), n - 1)]
-        if not (ceiling[start:edge + 1] - later >= need).any():
+        sooner = ceiling[np.minimum(index[start:edge + 1] + int(WALL_SPAN_OCT * step), n - 1)]
+        if not ((top - later >= CLIFF_DROP_DB).any() or (top - sooner >= rise - 5.0).any()):
             where = _unwarp(grid[start], nyquist)
             return None, f"the spectrum rolls off gently from about {where:.0f} Hz, without a clear edge"
     # The fit covers the passband below and the fall down to FIT_DEPTH_DB or to just above the floor.
@@ -252,11 +255,12 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
     knee_lo = start - int(KNEE_BELOW_START_OCT * step)
     knee, knees, residual = _fit_knee(grid, level, knee_lo - int(FIT_BELOW_OCT * step), end, knee_lo, end,
                                       penalty_end, 4)
-    far = np.abs(grid[knees] - grid[knee]) > np.log2(1 + AMBIGUITY_FAR)
+    knee_hz, candidates_hz = _unwarp(grid[knee], nyquist), _unwarp(grid[knees], nyquist)
+    far = np.abs(candidates_hz / knee_hz - 1) > AMBIGUITY_FAR
     if far.any() and residual[far].min() <= (1 + AMBIGUITY) * residual.min():
-        other = _unwarp(grid[knees[far][np.argmin(residual[far])]], nyquist)
-        return None, (f"knees at {_unwarp(grid[knee], nyquist):.0f} Hz and {other:.0f} Hz fit the roll-off "
-                      "about equally well")
+        other = candidates_hz[far][np.argmin(residual[far])]
+        if min(knee_hz, other) < FULL_BAND_HZ:  # (both up where full band starts: no cutoff either way)
+            return None, f"knees at {knee_hz:.0f} Hz and {other:.0f} Hz fit the roll-off about equally well"
     refine_end = min(end, knee + int(REFINE_OCT * step))
     knee, _, _ = _fit_knee(grid, level, knee - int(REFINE_OCT * step), refine_end, knee - step // 8,
                            knee + step // 8, penalty_end)

@@ -38,7 +38,17 @@ from .audio import SAMPLE_RATE, audio_info, read_audio, resample
 from .errors import A2SBError
 from .prior import PictureEstimate, Prior
 from .prior import fill as fill_prior
-from .representation import HOP, N_FFT, N_ROWS, frame_of_time, istft, representation_to_spec, row_of_frequency, stft
+from .representation import (
+    HOP,
+    N_FFT,
+    N_ROWS,
+    frame_of_time,
+    istft,
+    representation_to_spec,
+    row_of_frequency,
+    spec_to_representation,
+    stft,
+)
 from .sampler import PositionalNoise, time_grid
 from .streaming import (
     ArraySink,
@@ -245,6 +255,7 @@ class Analysis:
     clipped: int = 0
     nonfinite: int = 0
     cutoff: float | None = None
+    cutoff_unsure: str = ""  # why the detected cutoff (None then) could not be placed reliably
     gaps: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -322,11 +333,11 @@ def analyse(chunks, channels: int, rate: int, frames: int, *, want_cutoff: bool,
         if whole:
             audio = np.concatenate(kept, axis=1)
             if want_cutoff:
-                result.cutoff = detect.detect_cutoff(audio, rate)
+                _detect_cutoff(detect, audio, rate, result)
             if want_gaps:
                 gaps = detect.detect_gaps(audio, rate)
         elif want_cutoff:
-            result.cutoff = detect.detect_cutoff(_join_with_crossfades(excerpts, rate), rate)
+            _detect_cutoff(detect, _join_with_crossfades(excerpts, rate), rate, result)
         result.gaps = _merge_intervals(gaps)
     return result
 
@@ -364,7 +375,20 @@ def _merge_intervals(intervals):
     return merged
 
 
+def _detect_cutoff(detect, audio: np.ndarray, rate: int, result: Analysis) -> None:
+    estimate = getattr(detect, "estimate_cutoff", None)
+    if estimate is None:
+        result.cutoff = detect.detect_cutoff(audio, rate)
+        return
+    found = estimate(audio, rate)
+    result.cutoff, result.cutoff_unsure = found.cutoff, found.reason if found.unsure else ""
+
+
 def _report(analysis: Analysis, name: str) -> None:
+    if analysis.cutoff_unsure:
+        taken = "none" if analysis.cutoff is None else f"{analysis.cutoff:.0f} Hz"
+        _warn(f"{name}: no reliable cutoff ({analysis.cutoff_unsure}); taken as {taken}: give --cutoff HZ "
+              "(cutoff=HZ) if it was lowpassed")
     if analysis.nonfinite:
         _warn(f"{name}: {analysis.nonfinite} NaN/infinite samples replaced by silence")
     if analysis.clipped:
@@ -463,11 +487,12 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
         if prior.informative else None
 
     def source(a: int, b: int):
-        x0 = picture(a, b)
+        spec = picture.spectrum(a, b)
+        x0 = spec_to_representation(spec)
         mask = plan.mask(a, b)
         if bool(mask.any()):  # the region to generate as the model was trained: noise, or estimate + noise
             noise = fill.frames(FILL_NOISE_STEP, 0, items, a, b)
-            x0 = fill_prior(x0, mask, noise, prior, estimate(a, b) if estimate is not None else None)
+            x0 = fill_prior(x0, mask, noise, prior, estimate(a, b, spec) if estimate is not None else None)
         return x0, mask
 
     # gaps only: run just the windows touching a gap (exactly the same result, see a2sb.streaming)
@@ -1076,7 +1101,8 @@ def _info_command(args) -> int:
     print(f"duration:    {analysis.duration:.3f} s")
     print(f"sample rate: {analysis.sample_rate} Hz")
     print(f"channels:    {analysis.channels}")
-    print(f"cutoff:      {'none (full band)' if analysis.cutoff is None else f'{analysis.cutoff:.0f} Hz'}")
+    none = "unsure (see the warning)" if analysis.cutoff_unsure else "none (full band)"
+    print(f"cutoff:      {none if analysis.cutoff is None else f'{analysis.cutoff:.0f} Hz'}")
     gaps = ", ".join(f"{s:.3f}-{e:.3f}" for s, e in analysis.gaps)
     print(f"gaps:        {gaps + ' s' if gaps else 'none'}")
     return 0
