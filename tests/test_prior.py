@@ -12,7 +12,7 @@ from a2sb.model import A2SBModel
 from a2sb.network import preset
 from a2sb.pipeline import restore_audio
 from a2sb.prior import Prior, fill, gap_runs, similarity_source, widen
-from a2sb.representation import HOP, spec_to_representation, stft
+from a2sb.representation import HOP, istft, spec_to_representation, stft
 from a2sb.sbr import sbr_spectrum
 
 SR = 44100
@@ -194,3 +194,21 @@ def test_the_model_records_its_prior(tmp_path):
     save_model(model, tmp_path / "m")
     assert load_model(str(tmp_path / "m")).prior == Prior("dsp", 0.2, 2.0)
     assert prior.PRIOR_KINDS == ("noise", "dsp")
+
+
+def test_stereo_blend_keeps_each_channels_level_and_shares_the_mid():
+    from a2sb.metrics import band_coherence
+    from a2sb.prior import stereo_blend
+
+    g = torch.Generator().manual_seed(2)
+    left, right = (torch.randn(SR * 2, generator=g, dtype=torch.float64) for _ in range(2))
+    spec = stft(torch.stack([left, 0.5 * right]))  # independent channels, 6 dB apart
+    assert torch.equal(stereo_blend(spec, 0.0), spec) and torch.equal(stereo_blend(spec[:1], 1.0), spec[:1])
+    coherence = []
+    for mix in (0.0, 0.5, 1.0):
+        out = stereo_blend(spec, mix)
+        level = 10 * torch.log10(out.abs().square().mean((-1, -2)) / spec.abs().square().mean((-1, -2)))
+        assert level.abs().max() < 0.3  # every channel keeps its level
+        y = istft(out, 2 * SR).numpy()
+        coherence.append(band_coherence(y, y, 1000.0)["coherence"])
+    assert coherence[0] < 0.1 and 0.3 < coherence[1] < 0.8 and coherence[2] > 0.95

@@ -71,6 +71,8 @@ def add_commands(subparsers) -> None:
     quality.add_argument("--model", help="a2sb: model name or path")
     quality.add_argument("--steps", type=int, help="a2sb: sampling steps (default: the model's)")
     quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
+    quality.add_argument("--stereo", choices=("shared", "independent", "midside"),
+                         help="a2sb: how stereo channels are restored (default: the pipeline's, shared)")
     quality.add_argument("--max-seconds", type=float, metavar="S", help="score only the middle S seconds of a file")
     quality.add_argument("--plot", metavar="PNG", help="write a per-file plot of the scores")
     quality.add_argument("--json", metavar="FILE", help="write per-file scores and the summary as JSON")
@@ -161,10 +163,10 @@ def _import_restore_audio():
 
 
 def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None, sampler=None,
-                 level_match=True):
+                 level_match=True, stereo=None):
     """Restore with the A2SB pipeline (imported only when used: it loads torch models)."""
     restore_audio = _import_restore_audio()
-    options = {"model": model, "steps": steps, "sampler": sampler}
+    options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo}
     restored, rate = restore_audio(
         audio,
         sample_rate,
@@ -185,11 +187,11 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
 
     def a2sb(audio, sample_rate, cutoff_hz=None, gaps=None):
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
-                            sampler=args.sampler)
+                            sampler=args.sampler, stereo=args.stereo)
 
     def a2sb_raw(audio, sample_rate, cutoff_hz=None, gaps=None):  # the gap fill without its level match
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
-                            sampler=args.sampler, level_match=False)
+                            sampler=args.sampler, level_match=False, stereo=args.stereo)
 
     available["a2sb"] = a2sb
     if task == "inpaint":
@@ -389,7 +391,8 @@ def _bench_quality_command(args) -> int:
         plot_per_file(records, metrics, args.plot, title=f"{args.task}: {setting}")
     if args.json:
         settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
-        settings.update(model=args.model, steps=args.steps, sampler=args.sampler, directory=str(directory))
+        settings.update(model=args.model, steps=args.steps, sampler=args.sampler, stereo=args.stereo,
+                        directory=str(directory))
         result = {"settings": settings, "summary": groups[ALL_GROUPS], "files": records}
         if grouped:
             result["groups"] = {g: summary for g, summary in groups.items() if g != ALL_GROUPS}

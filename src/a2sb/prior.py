@@ -32,18 +32,22 @@ LEAK_FRAMES = 2  # a frame's window reaches two hops each way: frames this close
 
 @dataclass(frozen=True)
 class Prior:
-    """How the region to generate is filled in x1: `kind` (noise | dsp), the std of the added noise, and
-    (dsp) the seconds of audio on each side of a gap searched for a passage to copy."""
+    """How the region to generate is filled in x1: `kind` (noise | dsp), the std of the added noise,
+    (dsp) the seconds of audio on each side of a gap searched for a passage to copy, and (dsp, stereo
+    restorations only) how much of the band replication of the mid both channels share (`stereo_blend`)."""
 
     kind: str = "noise"
     noise: float = FILL_NOISE
     context_s: float = 4.0
+    stereo_mix: float = 0.0
 
     def __post_init__(self):
         if self.kind not in PRIOR_KINDS:
             raise A2SBError(f"prior kind must be one of {', '.join(PRIOR_KINDS)}, got {self.kind!r}")
         if not (self.noise >= 0 and self.context_s >= 0):
             raise A2SBError(f"prior noise and context must be >= 0, got {self.noise}, {self.context_s}")
+        if not 0 <= self.stereo_mix <= 1:
+            raise A2SBError(f"prior stereo_mix must be in [0, 1], got {self.stereo_mix}")
 
     @classmethod
     def from_dict(cls, d: dict | None) -> Prior:
@@ -152,6 +156,34 @@ def similarity_spectrum(spec: torch.Tensor, damaged: torch.Tensor, runs: list[tu
     return out, filled
 
 
+STEREO_BLEND_BINS = 32  # ≈ 690 Hz: the band over which each channel keeps its own level in stereo_blend
+
+
+def _band_power(spec: torch.Tensor, bins: int) -> torch.Tensor:
+    """|spec|² averaged over `bins` neighbouring bins (…×1025×F)."""
+    power = spec.abs().square()
+    flat = power.transpose(-1, -2).reshape(-1, 1, power.shape[-2])
+    smooth = torch.nn.functional.avg_pool1d(flat, bins, 1, bins // 2, count_include_pad=False)[..., :power.shape[-2]]
+    return smooth.reshape(*power.shape[:-2], power.shape[-1], power.shape[-2]).transpose(-1, -2)
+
+
+def stereo_blend(spec: torch.Tensor, mix: float, bins: int = STEREO_BLEND_BINS) -> torch.Tensor:
+    """Two channels' estimates (2×1025×F) made more alike: each becomes mix·(the mid, at the channel's
+    level) + (1 − mix)·itself, rescaled to its own level (band power over `bins` bins per frame).
+
+    Band replication copies each channel's own octave below the cutoff, so its band is only as coherent
+    between channels as that octave; music's upper band is often far more coherent (centred cymbals and
+    sibilants, joint-stereo coding). mix = 0 keeps the channels' own estimates, 1 gives both the mid's
+    fine structure; the level of every channel in every band and frame is kept either way."""
+    if mix <= 0 or spec.shape[0] != 2:
+        return spec
+    own = _band_power(spec, bins)
+    mid = spec.mean(0, keepdim=True)
+    tiny = torch.finfo(own.dtype).tiny
+    blend = mix * mid * torch.sqrt(own / (_band_power(mid, bins) + tiny)) + (1 - mix) * spec
+    return blend * torch.sqrt(own / (_band_power(blend, bins) + tiny))
+
+
 SLOPE_BLOCK_FRAMES = 256  # the envelope slope of a long recording: from blocks of a training segment's length
 SLOPE_BLOCKS = 16
 
@@ -160,7 +192,8 @@ class PictureEstimate:
     """The dsp prior's estimate for frames [a, b) of a long recording, as `dsp_estimate` in a2sb.data makes
     it for training items: gaps filled with the best-matching passage within `prior.context_s` on each
     side, then spectral band replication above `cutoff` with the envelope slope of the recording
-    (fitted on up to SLOPE_BLOCKS evenly spread blocks of frames, so hours cost no more than minutes).
+    (fitted on up to SLOPE_BLOCKS evenly spread blocks of frames, so hours cost no more than minutes),
+    blended between stereo channels by `prior.stereo_mix` (training items are mono: no blend there).
 
     `spectrum(a, b)` gives the complex STFT (C×1025×(b − a)) of frames [a, b) of the recording;
     `gap_frames` (F,) bool marks the frames to generate in gaps. The gap sources are found once, up front,
@@ -168,6 +201,7 @@ class PictureEstimate:
 
     def __init__(self, spectrum, frames: int, cutoff: float | None, gap_frames, prior: Prior):
         self.spectrum, self.frames, self.cutoff = spectrum, frames, cutoff
+        self.stereo_mix = prior.stereo_mix
         gap = torch.as_tensor(gap_frames, dtype=torch.bool)
         self.sources = []  # (first, stop, source start or None)
         reach = int(round(prior.context_s * SAMPLE_RATE / HOP))
@@ -198,7 +232,7 @@ class PictureEstimate:
             else:
                 spec[..., lo - a:hi - a] = self.spectrum(source + lo - first, source + hi - first)
         if self.cutoff is not None:
-            spec = sbr_spectrum(spec, self.cutoff, self.slope)
+            spec = stereo_blend(sbr_spectrum(spec, self.cutoff, self.slope), self.stereo_mix)
         picture = spec_to_representation(spec)
         picture[..., missing] = 0
         return picture

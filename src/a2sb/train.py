@@ -1129,9 +1129,11 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, max_steps: int | None
 # ================================================================================================ export
 
 def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cutoffs: list[float] | None = None,
-                ema: bool = False, half: bool = False, steps: int | None = None, sampler: str = "sde"):
+                ema: bool = False, half: bool = False, steps: int | None = None, sampler: str = "sde",
+                stereo_mix: float = 0.0):
     """Build an inference bundle from one run or several expert runs (model folder for load_model).
-    Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet."""
+    Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet.
+    `stereo_mix` (dsp prior, restoration only: training items are mono) goes into the model's prior."""
     from .model import PUBLISHED_STEPS, A2SBModel, save_model
     from .prior import Prior
 
@@ -1183,7 +1185,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
     model = A2SBModel(nets[0], experts, t_cutoffs=t_cutoffs, beta_max=betas.pop(),
                       default_steps=steps or PUBLISHED_STEPS, default_window=window, default_hop=window // 2,
                       default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance},
-                      prior=Prior(*priors.pop()))
+                      prior=Prior(*priors.pop(), stereo_mix=stereo_mix))
     save_model(model, output, half=half)
     return model
 
@@ -1222,7 +1224,7 @@ def _train_command(args) -> int:
 
 def _export_command(args) -> int:
     model = export_runs(args.runs, args.output, t_cutoffs=args.t_cutoffs, ema=args.ema, half=args.half,
-                        steps=args.steps, sampler=args.sampler)
+                        steps=args.steps, sampler=args.sampler, stereo_mix=args.stereo_mix)
     print(f"wrote {args.output}: {len(model.experts)} expert(s), t cutoffs {model.t_cutoffs}")
     return 0
 
@@ -1252,6 +1254,8 @@ def add_commands(subparsers) -> None:
     e.add_argument("--half", action="store_true", help="store float16 weights (half the size)")
     e.add_argument("--steps", type=int, metavar="N", help="default number of sampling steps of the model")
     e.add_argument("--sampler", choices=("sde", "ode"), default="sde", help="default sampler of the model")
+    e.add_argument("--stereo-mix", type=float, default=0.0, metavar="M",
+                   help="dsp prior: share of the mid in both channels' band replication (0..1, default 0)")
     e.set_defaults(func=_export_command)
 
 
