@@ -67,7 +67,7 @@ def add_commands(subparsers) -> None:
     quality.add_argument("--gap", type=float, default=0.3, help="inpaint: gap length in seconds (default 0.3)")
     quality.add_argument("--every", type=float, default=5.0, help="inpaint: one centred gap per SEC (default 5)")
     quality.add_argument("--methods", help="comma-separated; default: all baselines of the task plus a2sb "
-                         "(inpaint also offers a2sb-raw: the fill without its level match)")
+                         "(also a2sb-raw: the model's output without its level match)")
     quality.add_argument("--model", help="a2sb: model name or path")
     quality.add_argument("--steps", type=int, help="a2sb: sampling steps (default: the model's)")
     quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
@@ -189,13 +189,12 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
                             sampler=args.sampler, stereo=args.stereo)
 
-    def a2sb_raw(audio, sample_rate, cutoff_hz=None, gaps=None):  # the gap fill without its level match
+    def a2sb_raw(audio, sample_rate, cutoff_hz=None, gaps=None):  # the model's own level (no level match)
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
                             sampler=args.sampler, level_match=False, stereo=args.stereo)
 
     available["a2sb"] = a2sb
-    if task == "inpaint":
-        available["a2sb-raw"] = a2sb_raw
+    available["a2sb-raw"] = a2sb_raw
     chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS[task]).split(",") if name.strip()]
     unknown = [name for name in chosen if name not in available]
     if unknown or not chosen:

@@ -73,6 +73,8 @@ CUTOFF_SUMMARY_SECONDS = 120.0
 CONTEXT_LEVEL_SECONDS = 1.0  # context on each side of a gap whose level the fill is matched to
 CONTEXT_LEVEL_ROWS = 9  # the level correction is smoothed over this many frequency rows (~190 Hz)
 CONTEXT_LEVEL_DB = (-120.0, 20.0)  # bounds of the correction (dB of |S|)
+BAND_LEVEL_OCTAVES = 1 / 3  # bandwidth extension: the level of each row's band this wide is corrected ...
+BAND_LEVEL_DB = (-40.0, 40.0)  # ... within these bounds (dB)
 FILL_NOISE_STEP = -1  # PositionalNoise step index of the noise filling the masked region (F13)
 WRITE_SUFFIXES = (".wav", ".flac")
 # stereo: the channels' noise shared or one each (published); or mid and side restored (noise each)
@@ -486,6 +488,13 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
     estimate = PictureEstimate(picture.spectrum, plan.frames, plan.cutoff, plan.gap_frames, prior) \
         if prior.informative else None
 
+    # the level reference of bandwidth extension: the band replication estimate (the dsp prior's own, or
+    # one made for this purpose for noise-prior models such as the published checkpoints)
+    reference = None
+    if plan.mode == "bwe" and opts.level_match:
+        reference = estimate if estimate is not None else PictureEstimate(
+            picture.spectrum, plan.frames, plan.cutoff, plan.gap_frames, Prior("dsp", stereo_mix=0.0))
+
     def source(a: int, b: int):
         spec = picture.spectrum(a, b)
         x0 = spec_to_representation(spec)
@@ -512,6 +521,8 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
     try:
         with torch.inference_mode():
             if plan.mode == "bwe":
+                if reference is not None:
+                    blocks = (_match_band_level(a, b, x0, reference, plan.first_row) for a, b, x0 in blocks)
                 _write_whole(blocks, plan, channels, out_rate, out_length,
                              (lambda chunk: write(_mid_side(chunk, inverse=True))) if midside else write)
             else:
@@ -630,6 +641,56 @@ def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CO
         gain = torch.nn.functional.avg_pool1d(gain, rows, stride=1)
     lo, hi = (d / 20 * math.log(10) for d in bounds_db)
     return gain[:, 0].clamp(lo, hi).exp()
+
+
+def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
+                    octaves: float = BAND_LEVEL_OCTAVES, bounds_db: tuple[float, float] = BAND_LEVEL_DB,
+                    floor: float = 1e-10) -> torch.Tensor:
+    """Per-row gains (channels, rows) for the magnitudes `fill` (channels, rows, frames) that give every
+    row from `first_row` up the mean over frames of log band power of `reference` (same shape): the band
+    is `octaves` wide around the row, clipped to the rows from `first_row` (the known rows below are
+    alike in both and would dilute the correction). The statistic is that of the per-octave level bias
+    (a2sb.metrics.level_bias) at a finer resolution; rows below `first_row` get 1. `floor` in |S|²."""
+    rows = fill.shape[-2]
+    r = torch.arange(rows)
+    lo = torch.floor(r * 2.0 ** (-octaves / 2)).long().clamp(min=first_row, max=rows - 1)
+    hi = torch.ceil((r + 1) * 2.0 ** (octaves / 2)).long().clamp(max=rows)
+    lo, hi = torch.minimum(lo, r), torch.maximum(hi, r + 1)
+
+    def mean_log_band(magnitude: torch.Tensor) -> torch.Tensor:
+        power = torch.nn.functional.pad(magnitude.double().square().cumsum(-2), (0, 0, 1, 0))
+        band = (power[..., hi, :] - power[..., lo, :]) / (hi - lo)[:, None]
+        return torch.log(band + floor).mean(-1)
+
+    gain_db = 10 / math.log(10) * (mean_log_band(reference) - mean_log_band(fill))
+    gain = 10 ** (gain_db.clamp(*bounds_db) / 20)
+    gain[..., :first_row] = 1.0
+    return gain
+
+
+def _match_band_level(a: int, b: int, x0: torch.Tensor, reference, first_row: int):
+    """Ours, not published: give the band a bandwidth extension generates the level of band replication.
+
+    Small models (ours: 8-27 dB too quiet per octave above 4 kHz, benchmarks/README.md) and a few
+    sampling steps leave the regenerated band too quiet, while band replication's envelope (a2sb.sbr) is
+    right on average. Each finished block of frames gets one gain per row (band_level_gain against the
+    estimate of the same frames), so the model's timing and fine structure are kept. The picture the
+    network makes is not an exact STFT: its inverse loses some of the band's power (a few dB where the
+    phases are incoherent), so the gain is judged a second time on the block resynthesised and analysed
+    again (without the frames at its ends, which lack their neighbours)."""
+    if x0 is None:
+        return a, b, x0
+    target = reference(a, b)[:, 0].to(x0.device).float() ** 4  # |S| from the picture's |S|^0.25
+    gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row)
+    edge = 2 if x0.shape[-1] > 8 else 0
+    if x0.shape[-1] - 2 * edge >= 4:
+        fixed = x0.float().clone()
+        fixed[:, 0] *= gain[..., None].to(fixed) ** 0.25
+        again = stft(istft(representation_to_spec(fixed, phase_fix=True)))[:, 1:, edge:x0.shape[-1] - edge]
+        gain = gain * band_level_gain(again.abs(), target[..., edge:x0.shape[-1] - edge], first_row).to(gain)
+    x0 = x0.clone()
+    x0[:, 0] *= gain[..., None].to(x0) ** 0.25
+    return a, b, x0
 
 
 def _match_context_level(wave: np.ndarray, region: dict, picture: WaveformPicture, gap_frames) -> np.ndarray:
@@ -796,8 +857,10 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     (restored audio (channels, samples) float32, rate): 44.1 kHz, or the input rate with `keep_rate`
     when it is higher. The output has the input's length; mono stays mono. `fast_inpainting=False`
     runs every window even when only gaps are restored (same result, slower: for comparisons).
-    `level_match=False` splices the model's gap fill in as it comes, without the correction of its
-    spectral level to the surrounding music (see `_match_context_level`; gaps-only restorations).
+    `level_match=False` keeps the model's own level: in gaps-only restorations the gap fill is spliced in
+    without the correction of its spectral level to the surrounding music (`_match_context_level`); in
+    bandwidth extension the regenerated band keeps its level instead of that of band replication
+    (`_match_band_level`).
     `stereo="independent"` draws each channel's noise on its own (published) instead of sharing it.
     """
     name = "the audio"
@@ -969,8 +1032,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--downmix", action="store_true", help="mix inputs with more than 2 channels down to mono")
     p.add_argument("--no-level-match", action="store_true",
-                   help="gaps: splice the model's fill in as it comes, without matching its spectral level "
-                        "to the music around the gap")
+                   help="keep the model's own level: a gap fill is not matched to the spectral level of "
+                        "the music around the gap, nor a regenerated band to that of band replication")
     p.add_argument("--stereo", choices=STEREO_MODES, default="shared",
                    help="stereo: shared noise for both channels (default), independent noise (published), "
                         "or midside (restore mid and side, each with its own noise)")
