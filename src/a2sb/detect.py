@@ -53,6 +53,7 @@ DESCENT_SLOPE_DB_OCT = 12.0  # the descent is followed down while it falls at le
 DESCENT_STEP_OCT = 1 / 3  # ... over this span
 CLIFF_DROP_DB = 30.0  # a cliff falls this far (or, into a nearer floor, all the way) ...
 CLIFF_SPAN_OCT = 1.5  # ... within this span
+GENTLE_FULL_BAND = 0.85  # a gentle roll-off starting above this fraction of Nyquist is full band, not unsure
 AMBIGUITY = 0.10  # unsure when a knee this far off ...
 AMBIGUITY_FAR = 0.15  # ... (relative frequency) fits within this fraction of the best residual
 
@@ -130,8 +131,11 @@ def estimate_cutoff(audio, sample_rate: float) -> CutoffEstimate:
     """`detect_cutoff` with the reason: an unsure estimate has cutoff None (or the input's Nyquist when
     that is below full band) and unsure=True."""
     x = _validated(audio, sample_rate)
-    nyquist = sample_rate / 2
-    freqs, power = _long_term_spectrum(x, sample_rate)
+    return _estimate(*_long_term_spectrum(x, sample_rate), sample_rate / 2)
+
+
+def _estimate(freqs: np.ndarray, power: np.ndarray | None, nyquist: float) -> CutoffEstimate:
+    """`estimate_cutoff` from the long-term spectrum."""
     edge, reason = None, ""
     if power is not None:
         edge, reason = _find_edge(freqs, power, nyquist)
@@ -245,6 +249,8 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
         sooner = ceiling[np.minimum(index[start:edge + 1] + int(WALL_SPAN_OCT * step), n - 1)]
         if not ((top - later >= CLIFF_DROP_DB).any() or (top - sooner >= rise - 5.0).any()):
             where = _unwarp(grid[start], nyquist)
+            if where >= GENTLE_FULL_BAND * nyquist:
+                return None, ""  # a gentle roll-off that only starts near Nyquist: full band
             return None, f"the spectrum rolls off gently from about {where:.0f} Hz, without a clear edge"
     # The fit covers the passband below and the fall down to FIT_DEPTH_DB or to just above the floor.
     fit_floor = max(ceiling[start] - FIT_DEPTH_DB, floor + FLOOR_MARGIN_DB)
