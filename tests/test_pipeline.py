@@ -75,7 +75,7 @@ def test_bwe_keeps_the_band_below_the_cutoff(toy):
 def test_restore_audio_is_the_reference_sampler_on_the_whole_picture(toy):
     """The streaming pipeline == full-array picture, noise fill, sampler.sample and inverse STFT."""
     x = lowpass(music(0.6, channels=1), 6000)
-    y, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=3, level_match=False, **FAST)
+    y, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=3, **FAST)
     length = x.shape[1]
     extended = np.pad(x, ((0, 0), (0, -length % 512)), mode="reflect")
     x0 = to_representation(torch.from_numpy(extended))
@@ -184,8 +184,8 @@ def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
     from a2sb.metrics import level_bias
 
     x = lowpass(music(3.0), 4000)
-    raw, _ = restore_audio(x, SR, cutoff=4000, model=toy, level_match=False, **FAST)
-    fixed, _ = restore_audio(x, SR, cutoff=4000, model=toy, **FAST)
+    raw, _ = restore_audio(x, SR, cutoff=4000, model=toy, **FAST)
+    fixed, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level=True, **FAST)
     replicated = bwe_sbr(x, SR, 4000)
     assert np.abs(level_bias(replicated, raw, 4000)).max() > 6  # the toy's band has a level of its own
     assert np.abs(level_bias(replicated, fixed, 4000)).max() < 2.5  # statistics of other STFTs differ a little

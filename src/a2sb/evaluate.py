@@ -67,7 +67,7 @@ def add_commands(subparsers) -> None:
     quality.add_argument("--gap", type=float, default=0.3, help="inpaint: gap length in seconds (default 0.3)")
     quality.add_argument("--every", type=float, default=5.0, help="inpaint: one centred gap per SEC (default 5)")
     quality.add_argument("--methods", help="comma-separated; default: all baselines of the task plus a2sb "
-                         "(also a2sb-raw: the model's output without its level match)")
+                         "(also a2sb-raw: without the gap level match; bwe: a2sb-level, with band level match)")
     quality.add_argument("--model", help="a2sb: model name or path")
     quality.add_argument("--steps", type=int, help="a2sb: sampling steps (default: the model's)")
     quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
@@ -163,10 +163,10 @@ def _import_restore_audio():
 
 
 def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None, sampler=None,
-                 level_match=True, stereo=None):
+                 level_match=True, stereo=None, band_level=False):
     """Restore with the A2SB pipeline (imported only when used: it loads torch models)."""
     restore_audio = _import_restore_audio()
-    options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo}
+    options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo, "band_level": band_level}
     restored, rate = restore_audio(
         audio,
         sample_rate,
@@ -189,19 +189,26 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
                             sampler=args.sampler, stereo=args.stereo)
 
-    def a2sb_raw(audio, sample_rate, cutoff_hz=None, gaps=None):  # the model's own level (no level match)
+    def a2sb_level(audio, sample_rate, cutoff_hz=None, gaps=None):  # the band at band replication's level
+        return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
+                            sampler=args.sampler, stereo=args.stereo, band_level=True)
+
+    def a2sb_raw(audio, sample_rate, cutoff_hz=None, gaps=None):  # the gap fill without its level match
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
                             sampler=args.sampler, level_match=False, stereo=args.stereo)
 
     available["a2sb"] = a2sb
-    available["a2sb-raw"] = a2sb_raw
+    if task == "inpaint":
+        available["a2sb-raw"] = a2sb_raw
+    else:
+        available["a2sb-level"] = a2sb_level
     chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS[task]).split(",") if name.strip()]
     unknown = [name for name in chosen if name not in available]
     if unknown or not chosen:
         raise A2SBError(
             f"unknown method(s) {', '.join(unknown) or '(none)'} for {task}; choose from {', '.join(available)}"
         )
-    if "a2sb" in chosen or "a2sb-raw" in chosen:
+    if any(name.startswith("a2sb") for name in chosen):
         _import_restore_audio()  # fail before any work is done, not after the baselines have run
     return {name: available[name] for name in dict.fromkeys(chosen)}
 

@@ -458,6 +458,7 @@ class _Options:
     fast_inpainting: bool = True
     level_match: bool = True
     stereo: str = "shared"
+    band_level: bool = False
 
 
 def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model, opts: _Options) -> None:
@@ -491,7 +492,7 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
     # the level reference of bandwidth extension: the band replication estimate (the dsp prior's own, or
     # one made for this purpose for noise-prior models such as the published checkpoints)
     reference = None
-    if plan.mode == "bwe" and opts.level_match:
+    if plan.mode == "bwe" and opts.band_level:
         reference = estimate if estimate is not None else PictureEstimate(
             picture.spectrum, plan.frames, plan.cutoff, plan.gap_frames, Prior("dsp", stereo_mix=0.0))
 
@@ -788,7 +789,7 @@ def _prepare(analysis: Analysis, cutoff, gaps, name: str):
 
 
 def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name, fast_inpainting=True,
-             level_match=True, stereo="shared") -> _Options:
+             level_match=True, stereo="shared", band_level=False) -> _Options:
     sampler = getattr(model, "default_sampler", "sde") if sampler is None else sampler
     if sampler not in ("sde", "ode"):
         raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
@@ -810,7 +811,7 @@ def _options(model, steps, sampler, seed, batch_size, window, hop, progress, nam
     if stereo not in STEREO_MODES:
         raise A2SBError(f"stereo must be one of {', '.join(STEREO_MODES)}, got '{stereo}'")
     return _Options(steps, sampler, int(seed), batch_size, int(window), int(hop), bool(progress), name,
-                    bool(fast_inpainting), bool(level_match), stereo)
+                    bool(fast_inpainting), bool(level_match), stereo, bool(band_level))
 
 
 def _check_window(model, window, hop) -> None:
@@ -847,7 +848,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
                   sampler: str | None = None, seed: int = 0, device=None, batch_size=16, window: int | None = None,
                   hop: int | None = None, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
                   t_cutoffs=None, config=None, fast_inpainting: bool = True, level_match: bool = True,
-                  stereo: str = "shared") -> tuple[np.ndarray, int]:
+                  stereo: str = "shared", band_level: bool = False) -> tuple[np.ndarray, int]:
     """Restore an array: bandwidth extension above `cutoff` (Hz, "auto" or None) and/or inpainting of
     `gaps` ([(start_s, end_s)], "12.0-12.4,..." , "auto" or None).
 
@@ -857,10 +858,10 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     (restored audio (channels, samples) float32, rate): 44.1 kHz, or the input rate with `keep_rate`
     when it is higher. The output has the input's length; mono stays mono. `fast_inpainting=False`
     runs every window even when only gaps are restored (same result, slower: for comparisons).
-    `level_match=False` keeps the model's own level: in gaps-only restorations the gap fill is spliced in
-    without the correction of its spectral level to the surrounding music (`_match_context_level`); in
-    bandwidth extension the regenerated band keeps its level instead of that of band replication
-    (`_match_band_level`).
+    `level_match=False` splices the model's gap fill in as it comes, without the correction of its
+    spectral level to the surrounding music (see `_match_context_level`; gaps-only restorations).
+    `band_level=True` gives a regenerated band the level of band replication (`_match_band_level`; off
+    by default: it measured worse full-band LSD with our models, benchmarks/README.md).
     `stereo="independent"` draws each channel's noise on its own (published) instead of sharing it.
     """
     name = "the audio"
@@ -883,7 +884,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     out_length = x.shape[1] if out_rate == sample_rate else wave44.length
     net = resolve_model(model, device, t_cutoffs, config) if plan.mode != "none" else None
     opts = None if net is None else _options(net, steps, sampler, seed, batch_size, window, hop, progress, "",
-                                             fast_inpainting, level_match, stereo)
+                                             fast_inpainting, level_match, stereo, band_level)
     sink = ArraySink(x.shape[0])
     _run(plan, wave44, native, out_rate, out_length, sink.write, net, opts)
     return sink.result(), out_rate
@@ -892,7 +893,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
 def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler=None,
             seed=0, device=None, batch_size=16, window=None, hop=None, progress=False, keep_rate=False,
             downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True,
-            level_match=True, stereo="shared"):
+            level_match=True, stereo="shared", band_level=False):
     """Restore an audio file. Without `output`, returns (audio (channels, samples), rate) like
     `restore_audio`; with it, streams the result to that .wav/.flac file in bounded memory (written to a
     temporary file and renamed at the end) and returns its path. `plot` also writes a PNG of input and
@@ -905,14 +906,14 @@ def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", 
                              sampler=sampler, seed=seed, device=device, batch_size=batch_size, window=window,
                              hop=hop, progress=progress, keep_rate=keep_rate, downmix=downmix,
                              t_cutoffs=t_cutoffs, config=config, fast_inpainting=fast_inpainting,
-                             level_match=level_match, stereo=stereo)
+                             level_match=level_match, stereo=stereo, band_level=band_level)
     job = _Job(path, Path(output), parse_cutoff(cutoff), parse_gaps(gaps), downmix, overwrite)
     job.validate()
     return job.run(_ModelCache(model).get, dict(steps=steps, sampler=sampler, seed=seed, device=device,
                                          batch_size=batch_size, window=window, hop=hop, progress=progress,
                                          keep_rate=keep_rate, plot=plot, t_cutoffs=t_cutoffs, config=config,
                                          fast_inpainting=fast_inpainting, level_match=level_match,
-                                         stereo=stereo))
+                                         stereo=stereo, band_level=band_level))
 
 
 def _check_input(path: str, downmix: bool):
@@ -972,7 +973,7 @@ class _Job:
             opts = _options(net, options["steps"], options["sampler"], options["seed"], options["batch_size"],
                             options["window"], options["hop"], options["progress"], Path(self.path).name,
                             options.get("fast_inpainting", True), options.get("level_match", True),
-                            options.get("stereo", "shared"))
+                            options.get("stereo", "shared"), options.get("band_level", False))
         try:
             with FileSink(self.output, out_rate, wave.channels) as sink:
                 _run(plan, wave, native, out_rate, native.length, sink.write, net, opts)
@@ -1032,8 +1033,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--downmix", action="store_true", help="mix inputs with more than 2 channels down to mono")
     p.add_argument("--no-level-match", action="store_true",
-                   help="keep the model's own level: a gap fill is not matched to the spectral level of "
-                        "the music around the gap, nor a regenerated band to that of band replication")
+                   help="gaps: splice the model's fill in as it comes, without matching its spectral level "
+                        "to the music around the gap")
+    p.add_argument("--band-level", action="store_true",
+                   help="bandwidth extension: give the regenerated band the level of band replication "
+                        "(per third of an octave) instead of the model's own")
     p.add_argument("--stereo", choices=STEREO_MODES, default="shared",
                    help="stereo: shared noise for both channels (default), independent noise (published), "
                         "or midside (restore mid and side, each with its own noise)")
@@ -1125,7 +1129,7 @@ def _restore_files(args) -> int:
     options = dict(steps=args.steps, sampler=args.sampler, seed=args.seed, device=args.device,
                    batch_size=args.batch_size, window=args.window, hop=args.hop, progress=not args.no_progress,
                    keep_rate=args.keep_rate, plot=args.plot, t_cutoffs=args.t_cutoffs, config=args.config,
-                   level_match=not args.no_level_match, stereo=args.stereo)
+                   level_match=not args.no_level_match, stereo=args.stereo, band_level=args.band_level)
     models = _ModelCache(model)
     for job in jobs:
         print(f"wrote {job.run(models.get, options)}")
