@@ -3,6 +3,7 @@
     python benchmarks/quality_report.py --run                  # every bench (bundled model), then the report
     python benchmarks/quality_report.py                        # the report only, from benchmarks/results/
     python benchmarks/quality_report.py --run --model runs/export --results /tmp/cand -o /tmp/cand.md
+    python benchmarks/quality_report.py --run --sets heldout   # one set (two such runs can go in parallel)
 
 The verdict is judged on the held-out packages (data/heldout_clips/<package>/*.flac: whole packages
 never trained on), per package and over all of them; the old held-out tracks (data/test_clips: the
@@ -64,8 +65,8 @@ def bench_command(set_name: str, task: str, results: Path, methods: str | None, 
     return command + (["--model", model] if model and "a2sb" in chosen.split(",") else [])
 
 
-def run_all(results: Path, methods: str | None, model: str | None) -> None:
-    for set_name in SETS:
+def run_all(results: Path, methods: str | None, model: str | None, sets: list[str] | None = None) -> None:
+    for set_name in sets or SETS:
         if not (ROOT / SETS[set_name][0]).is_dir():
             print(f"skipping {SETS[set_name][0]}: no such folder", flush=True)
             continue
@@ -354,12 +355,17 @@ def main() -> int:
     parser.add_argument("--model", help="a2sb model (bundled name or folder) for the a2sb runs; default: bundled")
     parser.add_argument("--methods", help="run only these of each task's methods (comma-separated)")
     parser.add_argument("--results", default=str(RESULTS), help="folder of the JSON results (default: %(default)s)")
+    parser.add_argument("--sets", help=f"run only these sets (comma-separated of {', '.join(SETS)}; default all)")
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "quality.md"))
     args = parser.parse_args()
     results = Path(args.results).resolve()
     results.mkdir(parents=True, exist_ok=True)
     if args.run:
-        run_all(results, args.methods, args.model)
+        sets = args.sets.split(",") if args.sets else None
+        unknown = [s for s in sets or [] if s not in SETS]
+        if unknown:
+            parser.error(f"unknown set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
+        run_all(results, args.methods, args.model, sets)
     Path(args.output).write_text(report(results))
     print(f"wrote {args.output}")
     return 0
