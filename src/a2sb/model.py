@@ -46,7 +46,7 @@ class A2SBModel(nn.Module):
         if len(experts) != len(self.t_cutoffs) + 1:
             raise A2SBError(f"{len(experts)} expert(s) need {len(experts) - 1} t-cutoff(s), "
                             f"got {len(self.t_cutoffs)}")
-        # channels-last convolution weights: the same numbers, 1.6-1.9x faster passes on a CPU
+        # channels-last convolution weights: the same numbers, 1.4x faster passes on a CPU (benchmarks/README.md)
         # (benchmarks/forward.py --memory-format); saving makes the tensors contiguous again
         self.experts = nn.ModuleList(experts).to(memory_format=torch.channels_last)
         self.register_buffer("multipliers", time_multipliers(config.emb_channels))
