@@ -185,10 +185,19 @@ def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
 
     x = lowpass(music(3.0), 4000)
     raw, _ = restore_audio(x, SR, cutoff=4000, model=toy, **FAST)
-    fixed, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level=True, **FAST)
+    assert toy.default_band_level == "off"
+    fixed, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="match", **FAST)
+    capped, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="cap", **FAST)
     replicated = bwe_sbr(x, SR, 4000)
-    assert np.abs(level_bias(replicated, raw, 4000)).max() > 6  # the toy's band has a level of its own
+    raw_bias, capped_bias = level_bias(replicated, raw, 4000), level_bias(replicated, capped, 4000)
+    assert raw_bias.min() < -6 and raw_bias.max() > 6  # the toy's band is too quiet and too loud
     assert np.abs(level_bias(replicated, fixed, 4000)).max() < 2.5  # statistics of other STFTs differ a little
+    loud, quiet = raw_bias > 6, raw_bias < -6  # cap: only what is louder than band replication comes down
+    assert np.abs(capped_bias[loud]).max() < 2.5 and np.abs(capped_bias[quiet] - raw_bias[quiet]).max() < 1.0
+    toy.default_band_level = "cap"  # a model's default is used
+    assert np.array_equal(restore_audio(x, SR, cutoff=4000, model=toy, **FAST)[0], capped)
+    with pytest.raises(A2SBError, match="band level"):
+        restore_audio(x, SR, cutoff=4000, model=toy, band_level="loud", **FAST)
     spec_raw, spec_fixed = stft(torch.from_numpy(raw)).numpy(), stft(torch.from_numpy(fixed)).numpy()
     below = slice(1, int(2048 * 4000 / SR) - 3)
     for c in range(2):  # the known band is untouched
@@ -276,12 +285,14 @@ def test_the_models_default_sampler_is_used_and_saved(toy, tmp_path):
     toy.default_sampler = "ode"
     default, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, **FAST)
     assert np.array_equal(default, ode) and not np.array_equal(default, sde)
-    model = A2SBModel(preset("tiny"), default_sampler="ode", default_steps=7)
+    model = A2SBModel(preset("tiny"), default_sampler="ode", default_steps=7, default_band_level="cap")
     a2sb_save(model, tmp_path / "m")
     again = a2sb_load(tmp_path / "m")
-    assert (again.default_sampler, again.default_steps) == ("ode", 7)
+    assert (again.default_sampler, again.default_steps, again.default_band_level) == ("ode", 7, "cap")
     with pytest.raises(A2SBError, match="sampler"):
         A2SBModel(preset("tiny"), default_sampler="euler")
+    with pytest.raises(A2SBError, match="band level"):
+        A2SBModel(preset("tiny"), default_band_level="loud")
 
 
 def test_nothing_to_restore_returns_the_input(toy):

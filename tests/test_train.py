@@ -328,8 +328,10 @@ def test_init_from_run_and_export(full_run, tmp_path):
     assert out_picture.shape == x1.shape and torch.isfinite(out_picture).all()
     assert torch.equal(out_picture[..., :700, :], x1[..., :700, :])
     # one run with EMA weights; --ema on a run without EMA is an error
-    train.export_runs([run_dir], tmp_path / "ema_model", ema=True)
-    assert len(a2sb.load_model(tmp_path / "ema_model").experts) == 1
+    train.export_runs([run_dir], tmp_path / "ema_model", ema=True, band_level="cap", stereo_mix=0.5)
+    exported = a2sb.load_model(tmp_path / "ema_model")
+    assert len(exported.experts) == 1
+    assert (exported.default_band_level, exported.prior.stereo_mix) == ("cap", 0.5)
     with pytest.raises(A2SBError, match="no EMA"):
         train.export_runs([experts[0]], tmp_path / "x", ema=True)
 

@@ -163,7 +163,7 @@ def _import_restore_audio():
 
 
 def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None, sampler=None,
-                 level_match=True, stereo=None, band_level=False):
+                 level_match=True, stereo=None, band_level=None):
     """Restore with the A2SB pipeline (imported only when used: it loads torch models)."""
     restore_audio = _import_restore_audio()
     options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo, "band_level": band_level}
@@ -191,7 +191,7 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
 
     def a2sb_level(audio, sample_rate, cutoff_hz=None, gaps=None):  # the band at band replication's level
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
-                            sampler=args.sampler, stereo=args.stereo, band_level=True)
+                            sampler=args.sampler, stereo=args.stereo, band_level="match")
 
     def a2sb_raw(audio, sample_rate, cutoff_hz=None, gaps=None):  # the gap fill without its level match
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,

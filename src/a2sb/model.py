@@ -28,6 +28,8 @@ DEFAULT_MODEL = "default"
 PUBLISHED_STEPS = 50
 
 
+BAND_LEVELS = ("off", "match", "cap")  # the model's band level match: none, band replication's, at most it
+
 class A2SBModel(nn.Module):
     """Expert networks for t-intervals split at `t_cutoffs` (k cutoffs -> k + 1 experts; expert i
     serves the t with exactly i cutoffs <= t)."""
@@ -35,7 +37,7 @@ class A2SBModel(nn.Module):
     def __init__(self, config: NetworkConfig, experts: Sequence[nn.Module] | None = None,
                  t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
                  provenance: dict | None = None, default_window: int = 256, default_hop: int = 128,
-                 default_sampler: str = "sde", prior: Prior | None = None):
+                 default_sampler: str = "sde", prior: Prior | None = None, default_band_level: str = "off"):
         super().__init__()
         self.config = config
         self.t_cutoffs = [float(c) for c in t_cutoffs]
@@ -58,6 +60,9 @@ class A2SBModel(nn.Module):
         if default_sampler not in ("sde", "ode"):
             raise A2SBError(f"sampler must be 'sde' or 'ode', got '{default_sampler}'")
         self.default_sampler = default_sampler
+        if default_band_level not in BAND_LEVELS:
+            raise A2SBError(f"band level must be one of {', '.join(BAND_LEVELS)}, got '{default_band_level}'")
+        self.default_band_level = default_band_level  # bandwidth extension's level correction (a2sb.pipeline)
         self.prior = prior or Prior()  # how x1 was filled in training: restoration must do the same
         self.provenance = dict(provenance or {})
 
@@ -120,7 +125,7 @@ class A2SBModel(nn.Module):
             "stft": {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop": HOP, "window": "hann-periodic",
                      "power": 0.25, "dc_dropped": True},
             "sampling": {"steps": self.default_steps, "window": self.default_window, "hop": self.default_hop,
-                         "sampler": self.default_sampler},
+                         "sampler": self.default_sampler, "band_level": self.default_band_level},
             "prior": self.prior.to_dict(),
             "provenance": self.provenance,
         }
@@ -255,6 +260,7 @@ def _load_bundle(source, config) -> A2SBModel:
                    beta_max=meta.get("beta_max", 1.0), default_steps=sampling.get("steps", PUBLISHED_STEPS),
                    default_window=sampling.get("window", 256), default_hop=sampling.get("hop", 128),
                    default_sampler=sampling.get("sampler", "sde"), provenance=meta.get("provenance", {}),
+                   default_band_level=sampling.get("band_level", "off"),
                    prior=Prior.from_dict(meta.get("prior")))
     if "time_multipliers" in meta:
         model.multipliers.copy_(torch.tensor(meta["time_multipliers"]).reshape(model.multipliers.shape))

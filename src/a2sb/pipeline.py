@@ -36,6 +36,7 @@ import torch
 
 from .audio import SAMPLE_RATE, audio_info, read_audio, resample
 from .errors import A2SBError
+from .model import BAND_LEVELS
 from .prior import PictureEstimate, Prior
 from .prior import fill as fill_prior
 from .representation import (
@@ -458,7 +459,7 @@ class _Options:
     fast_inpainting: bool = True
     level_match: bool = True
     stereo: str = "shared"
-    band_level: bool = False
+    band_level: str = "off"
 
 
 def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model, opts: _Options) -> None:
@@ -492,7 +493,7 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
     # the level reference of bandwidth extension: the band replication estimate (the dsp prior's own, or
     # one made for this purpose for noise-prior models such as the published checkpoints)
     reference = None
-    if plan.mode == "bwe" and opts.band_level:
+    if plan.mode == "bwe" and opts.band_level != "off":
         reference = estimate if estimate is not None else PictureEstimate(
             picture.spectrum, plan.frames, plan.cutoff, plan.gap_frames, Prior("dsp", stereo_mix=0.0))
 
@@ -523,7 +524,8 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
         with torch.inference_mode():
             if plan.mode == "bwe":
                 if reference is not None:
-                    blocks = (_match_band_level(a, b, x0, reference, plan.first_row) for a, b, x0 in blocks)
+                    bounds = BAND_LEVEL_DB if opts.band_level == "match" else (BAND_LEVEL_DB[0], 0.0)
+                    blocks = (_match_band_level(a, b, x0, reference, plan.first_row, bounds) for a, b, x0 in blocks)
                 _write_whole(blocks, plan, channels, out_rate, out_length,
                              (lambda chunk: write(_mid_side(chunk, inverse=True))) if midside else write)
             else:
@@ -669,26 +671,30 @@ def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
     return gain
 
 
-def _match_band_level(a: int, b: int, x0: torch.Tensor, reference, first_row: int):
-    """Ours, not published: give the band a bandwidth extension generates the level of band replication.
+def _match_band_level(a: int, b: int, x0: torch.Tensor, reference, first_row: int,
+                      bounds_db: tuple[float, float] = BAND_LEVEL_DB):
+    """Ours, not published: bring the band a bandwidth extension generates to band replication's level.
 
-    Small models (ours: 8-27 dB too quiet per octave above 4 kHz, benchmarks/README.md) and a few
-    sampling steps leave the regenerated band too quiet, while band replication's envelope (a2sb.sbr) is
-    right on average. Each finished block of frames gets one gain per row (band_level_gain against the
-    estimate of the same frames), so the model's timing and fine structure are kept. The picture the
+    Small models and a few sampling steps leave the regenerated band too quiet or too loud (ours: 8-27 dB
+    too quiet per octave above 4 kHz before stage 5, then ~6 dB too loud just above the cutoff;
+    benchmarks/README.md), while band replication's envelope (a2sb.sbr) is right on average. Each
+    finished block of frames gets one gain per row (band_level_gain against the estimate of the same
+    frames), so the model's timing and fine structure are kept; `bounds_db` with 0 dB at the top
+    ("cap") only ever lowers the band. The picture the
     network makes is not an exact STFT: its inverse loses some of the band's power (a few dB where the
     phases are incoherent), so the gain is judged a second time on the block resynthesised and analysed
     again (without the frames at its ends, which lack their neighbours)."""
     if x0 is None:
         return a, b, x0
     target = reference(a, b)[:, 0].to(x0.device).float() ** 4  # |S| from the picture's |S|^0.25
-    gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row)
+    gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row, bounds_db=bounds_db)
     edge = 2 if x0.shape[-1] > 8 else 0
     if x0.shape[-1] - 2 * edge >= 4:
         fixed = x0.float().clone()
         fixed[:, 0] *= gain[..., None].to(fixed) ** 0.25
         again = stft(istft(representation_to_spec(fixed, phase_fix=True)))[:, 1:, edge:x0.shape[-1] - edge]
-        gain = gain * band_level_gain(again.abs(), target[..., edge:x0.shape[-1] - edge], first_row).to(gain)
+        gain = gain * band_level_gain(again.abs(), target[..., edge:x0.shape[-1] - edge], first_row,
+                                      bounds_db=bounds_db).to(gain)
     x0 = x0.clone()
     x0[:, 0] *= gain[..., None].to(x0) ** 0.25
     return a, b, x0
@@ -789,7 +795,7 @@ def _prepare(analysis: Analysis, cutoff, gaps, name: str):
 
 
 def _options(model, steps, sampler, seed, batch_size, window, hop, progress, name, fast_inpainting=True,
-             level_match=True, stereo="shared", band_level=False) -> _Options:
+             level_match=True, stereo="shared", band_level=None) -> _Options:
     sampler = getattr(model, "default_sampler", "sde") if sampler is None else sampler
     if sampler not in ("sde", "ode"):
         raise A2SBError(f"sampler must be 'sde' or 'ode', got '{sampler}'")
@@ -808,10 +814,13 @@ def _options(model, steps, sampler, seed, batch_size, window, hop, progress, nam
         raise A2SBError(f"batch size must be a positive integer or 'auto', got '{batch_size}'") from None
     if batch_size < 1:
         raise A2SBError(f"batch size must be a positive integer or 'auto', got {batch_size}")
+    band_level = getattr(model, "default_band_level", "off") if band_level is None else band_level
+    if band_level not in BAND_LEVELS:
+        raise A2SBError(f"band level must be one of {', '.join(BAND_LEVELS)}, got '{band_level}'")
     if stereo not in STEREO_MODES:
         raise A2SBError(f"stereo must be one of {', '.join(STEREO_MODES)}, got '{stereo}'")
     return _Options(steps, sampler, int(seed), batch_size, int(window), int(hop), bool(progress), name,
-                    bool(fast_inpainting), bool(level_match), stereo, bool(band_level))
+                    bool(fast_inpainting), bool(level_match), stereo, band_level)
 
 
 def _check_window(model, window, hop) -> None:
@@ -848,7 +857,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
                   sampler: str | None = None, seed: int = 0, device=None, batch_size=16, window: int | None = None,
                   hop: int | None = None, progress: bool = False, keep_rate: bool = False, downmix: bool = False,
                   t_cutoffs=None, config=None, fast_inpainting: bool = True, level_match: bool = True,
-                  stereo: str = "shared", band_level: bool = False) -> tuple[np.ndarray, int]:
+                  stereo: str = "shared", band_level: str | None = None) -> tuple[np.ndarray, int]:
     """Restore an array: bandwidth extension above `cutoff` (Hz, "auto" or None) and/or inpainting of
     `gaps` ([(start_s, end_s)], "12.0-12.4,..." , "auto" or None).
 
@@ -860,8 +869,9 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
     runs every window even when only gaps are restored (same result, slower: for comparisons).
     `level_match=False` splices the model's gap fill in as it comes, without the correction of its
     spectral level to the surrounding music (see `_match_context_level`; gaps-only restorations).
-    `band_level=True` gives a regenerated band the level of band replication (`_match_band_level`; off
-    by default: it measured worse full-band LSD with our models, benchmarks/README.md).
+    `band_level` corrects the level of a regenerated band against band replication's
+    (`_match_band_level`): "off", "match" (that level), "cap" (never above it); None: the model's
+    default (`default_band_level`, "off" unless its config.json says otherwise; the bundled model: cap).
     `stereo="independent"` draws each channel's noise on its own (published) instead of sharing it.
     """
     name = "the audio"
@@ -893,7 +903,7 @@ def restore_audio(audio, sample_rate: int, *, cutoff=None, gaps=None, model="def
 def restore(input, output=None, *, cutoff="auto", gaps="auto", model="default", steps=None, sampler=None,
             seed=0, device=None, batch_size=16, window=None, hop=None, progress=False, keep_rate=False,
             downmix=False, overwrite=False, plot=False, t_cutoffs=None, config=None, fast_inpainting=True,
-            level_match=True, stereo="shared", band_level=False):
+            level_match=True, stereo="shared", band_level=None):
     """Restore an audio file. Without `output`, returns (audio (channels, samples), rate) like
     `restore_audio`; with it, streams the result to that .wav/.flac file in bounded memory (written to a
     temporary file and renamed at the end) and returns its path. `plot` also writes a PNG of input and
@@ -973,7 +983,7 @@ class _Job:
             opts = _options(net, options["steps"], options["sampler"], options["seed"], options["batch_size"],
                             options["window"], options["hop"], options["progress"], Path(self.path).name,
                             options.get("fast_inpainting", True), options.get("level_match", True),
-                            options.get("stereo", "shared"), options.get("band_level", False))
+                            options.get("stereo", "shared"), options.get("band_level"))
         try:
             with FileSink(self.output, out_rate, wave.channels) as sink:
                 _run(plan, wave, native, out_rate, native.length, sink.write, net, opts)
@@ -1035,9 +1045,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-level-match", action="store_true",
                    help="gaps: splice the model's fill in as it comes, without matching its spectral level "
                         "to the music around the gap")
-    p.add_argument("--band-level", action="store_true",
-                   help="bandwidth extension: give the regenerated band the level of band replication "
-                        "(per third of an octave) instead of the model's own")
+    p.add_argument("--band-level", choices=BAND_LEVELS, default=None,
+                   help="bandwidth extension: correct the regenerated band's level per third of an octave "
+                        "against band replication's: off, match it, or cap (never louder); default: the model's")
     p.add_argument("--stereo", choices=STEREO_MODES, default="shared",
                    help="stereo: shared noise for both channels (default), independent noise (published), "
                         "or midside (restore mid and side, each with its own noise)")

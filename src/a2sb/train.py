@@ -1130,10 +1130,11 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, max_steps: int | None
 
 def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cutoffs: list[float] | None = None,
                 ema: bool = False, half: bool = False, steps: int | None = None, sampler: str = "sde",
-                stereo_mix: float = 0.0):
+                stereo_mix: float = 0.0, band_level: str = "off"):
     """Build an inference bundle from one run or several expert runs (model folder for load_model).
     Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet.
-    `stereo_mix` (dsp prior, restoration only: training items are mono) goes into the model's prior."""
+    `stereo_mix` (dsp prior, restoration only: training items are mono) goes into the model's prior;
+    `band_level` is the model's default level correction of bandwidth extension (a2sb.pipeline)."""
     from .model import PUBLISHED_STEPS, A2SBModel, save_model
     from .prior import Prior
 
@@ -1185,6 +1186,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
     model = A2SBModel(nets[0], experts, t_cutoffs=t_cutoffs, beta_max=betas.pop(),
                       default_steps=steps or PUBLISHED_STEPS, default_window=window, default_hop=window // 2,
                       default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance},
+                      default_band_level=band_level,
                       prior=Prior(*priors.pop(), stereo_mix=stereo_mix))
     save_model(model, output, half=half)
     return model
@@ -1224,7 +1226,8 @@ def _train_command(args) -> int:
 
 def _export_command(args) -> int:
     model = export_runs(args.runs, args.output, t_cutoffs=args.t_cutoffs, ema=args.ema, half=args.half,
-                        steps=args.steps, sampler=args.sampler, stereo_mix=args.stereo_mix)
+                        steps=args.steps, sampler=args.sampler, stereo_mix=args.stereo_mix,
+                        band_level=args.band_level)
     print(f"wrote {args.output}: {len(model.experts)} expert(s), t cutoffs {model.t_cutoffs}")
     return 0
 
@@ -1256,6 +1259,8 @@ def add_commands(subparsers) -> None:
     e.add_argument("--sampler", choices=("sde", "ode"), default="sde", help="default sampler of the model")
     e.add_argument("--stereo-mix", type=float, default=0.0, metavar="M",
                    help="dsp prior: share of the mid in both channels' band replication (0..1, default 0)")
+    e.add_argument("--band-level", choices=("off", "match", "cap"), default="off",
+                   help="the model's default level correction of bandwidth extension (default off)")
     e.set_defaults(func=_export_command)
 
 
