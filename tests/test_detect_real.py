@@ -85,17 +85,21 @@ def test_hit_rates_on_real_music(rows):
     rates = {family: float(np.mean([o == "hit" for o in outcomes])) for family, outcomes in by_family.items()}
     assert set(rates) == {"brickwall", "butter", "cheby1", "ellip", "soxr", "mp3"}, rates
     assert sum(len(h) for h in by_family.values()) >= 130, "the grid must not be mostly uncounted"
-    # measured on these excerpts (2026-12-03): brick-wall 19/19, soxr 14/14, MP3 2/2, elliptic 17/18,
-    # Chebyshev-I 32/37, Butterworth (orders 4, 8, 12) 26/52 with 8 unsure; the targets of issue 14
-    # (95 % within 3 %) are met by the steep families only, see benchmarks/README.md
-    for family in ("brickwall", "soxr", "mp3"):
-        assert rates[family] >= 0.95, (rates, _report(rows))
-    assert rates["ellip"] >= 0.9, (rates, _report(rows))
-    assert rates["cheby1"] >= 0.8, (rates, _report(rows))
-    assert rates["butter"] >= 0.45, (rates, _report(rows))
-    assert np.mean([o == "hit" for outcomes in by_family.values() for o in outcomes]) >= 0.75, rates
+    # measured on these excerpts (2026-12-03, with the passband-slope rule of a2sb.detect, which trades
+    # hits for "unsure" where the music already falls steeply below the knee): brick-wall 17/19, soxr
+    # 13/14, MP3 2/2, elliptic 16/18, Chebyshev-I 27/37, Butterworth (orders 4, 8, 12) 22/52 with 12
+    # unsure, 21 unsure in all (before the rule: 19/19, 14/14, 2/2, 17/18, 32/37, 26/52). The targets of
+    # issue 14 (95 % within 3 %) are met on the full grid by brick-wall and soxr only, see
+    # benchmarks/README.md
+    assert rates["brickwall"] >= 0.89, (rates, _report(rows))
+    assert rates["soxr"] >= 0.92, (rates, _report(rows))
+    assert rates["mp3"] >= 0.95, (rates, _report(rows))
+    assert rates["ellip"] >= 0.88, (rates, _report(rows))
+    assert rates["cheby1"] >= 0.7, (rates, _report(rows))
+    assert rates["butter"] >= 0.4, (rates, _report(rows))
+    assert np.mean([o == "hit" for outcomes in by_family.values() for o in outcomes]) >= 0.66, rates
     # where the answer is not a hit it is mostly "unsure" or a near miss, never far off (above)
-    assert sum(o == "unsure" for outcomes in by_family.values() for o in outcomes) <= 15, rates
+    assert sum(o == "unsure" for outcomes in by_family.values() for o in outcomes) <= 24, rates
 
 
 def test_dark_excerpt_counts_only_low_cutoffs(rows):

@@ -19,7 +19,8 @@ filter. Found on the warped axis (see `_warp`):
    (brick-wall, resampling, MP3). The fit must also predict the floor beyond the descent.
 
 When knees far apart explain the descent about equally well (`AMBIGUITY`: a gentle filter over
-music that falls by itself), or the roll-off is too gentle to place, the estimate is *unsure*:
+music that falls by itself), the music already falls steeply in the octave below the knee
+(`PASSBAND_SLOPE_DB_OCT`), or the roll-off is too gentle to place, the estimate is *unsure*:
 `estimate_cutoff` says so with a reason and `detect_cutoff` returns None, rather than a wrong edge.
 Thresholds were measured on held-out real music lowpassed at 2-16 kHz (benchmarks/detect_grid.py and
 its section of benchmarks/README.md).
@@ -56,6 +57,12 @@ CLIFF_SPAN_OCT = 1.5  # ... within this span
 GENTLE_FULL_BAND = 0.85  # a gentle roll-off starting above this fraction of Nyquist is full band, not unsure
 AMBIGUITY = 0.10  # unsure when a knee this far off ...
 AMBIGUITY_FAR = 0.15  # ... (relative frequency) fits within this fraction of the best residual
+# Unsure when the octave below a knee that is not a wall (PASSBAND_SPAN_OCT: from 1 to 0.15 octave below
+# it) already falls faster than this: the music darkens by itself there and a gentle filter over it
+# cannot be placed (on the saved grid spectra it halved the answers more than 30 % off, see
+# benchmarks/README.md, at a few points of hit rate on the steep families).
+PASSBAND_SLOPE_DB_OCT = 15.0
+PASSBAND_SPAN_OCT = (1.0, 0.15)
 
 # Knee fit
 FIT_DEPTH_DB = 60.0  # fit the fall down to this far below the passband ...
@@ -270,7 +277,16 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
     refine_end = min(end, knee + int(REFINE_OCT * step))
     knee, _, _ = _fit_knee(grid, level, knee - int(REFINE_OCT * step), refine_end, knee - step // 8,
                            knee + step // 8, penalty_end)
-    return float(_unwarp(grid[knee], nyquist)), ""
+    knee_hz = float(_unwarp(grid[knee], nyquist))
+    if not len(walls):
+        lo, hi = (max(0, knee - int(span * step)) for span in PASSBAND_SPAN_OCT)
+        below = slice(lo, hi + 1)
+        if below.stop - below.start > 10:
+            slope = float(np.polyfit(grid[below], level[below], 1)[0])
+            if slope < -PASSBAND_SLOPE_DB_OCT and knee_hz < FULL_BAND_HZ:
+                return None, (f"the spectrum already falls {-slope:.0f} dB/octave in the octave below the knee at "
+                              f"{knee_hz:.0f} Hz: the music's own fall and the filter's cannot be told apart")
+    return knee_hz, ""
 
 
 _ROLLOFF_CACHE: dict[tuple[float, int], np.ndarray] = {}
