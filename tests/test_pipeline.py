@@ -193,7 +193,9 @@ def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
     assert raw_bias.min() < -6 and raw_bias.max() > 6  # the toy's band is too quiet and too loud
     assert np.abs(level_bias(replicated, fixed, 4000)).max() < 2.5  # statistics of other STFTs differ a little
     loud, quiet = raw_bias > 6, raw_bias < -6  # cap: only what is louder than band replication comes down
-    assert np.abs(capped_bias[loud]).max() < 2.5 and np.abs(capped_bias[quiet] - raw_bias[quiet]).max() < 1.0
+    # (both passes are capped, so a band whose resynthesis loses power can end a few dB below the level)
+    assert capped_bias[loud].max() < 1.5 and capped_bias[loud].min() > -5.0
+    assert np.abs(capped_bias[quiet] - raw_bias[quiet]).max() < 1.0
     toy.default_band_level = "cap"  # a model's default is used
     assert np.array_equal(restore_audio(x, SR, cutoff=4000, model=toy, **FAST)[0], capped)
     with pytest.raises(A2SBError, match="band level"):

@@ -680,7 +680,8 @@ def _match_band_level(a: int, b: int, x0: torch.Tensor, reference, first_row: in
     benchmarks/README.md), while band replication's envelope (a2sb.sbr) is right on average. Each
     finished block of frames gets one gain per row (band_level_gain against the estimate of the same
     frames), so the model's timing and fine structure are kept; `bounds_db` with 0 dB at the top
-    ("cap") only ever lowers the band. The picture the
+    ("cap") only ever lowers the band (in both passes: where resynthesis loses power, a capped band can
+    end a few dB below band replication's level, never above it). The picture the
     network makes is not an exact STFT: its inverse loses some of the band's power (a few dB where the
     phases are incoherent), so the gain is judged a second time on the block resynthesised and analysed
     again (without the frames at its ends, which lack their neighbours)."""
