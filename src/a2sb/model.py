@@ -30,6 +30,7 @@ PUBLISHED_STEPS = 50
 
 BAND_LEVELS = ("off", "match", "cap")  # the model's band level match: none, band replication's, at most it
 
+
 class A2SBModel(nn.Module):
     """Expert networks for t-intervals split at `t_cutoffs` (k cutoffs -> k + 1 experts; expert i
     serves the t with exactly i cutoffs <= t)."""

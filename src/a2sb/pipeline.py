@@ -496,6 +496,19 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
     if plan.mode == "bwe" and opts.band_level != "off":
         reference = estimate if estimate is not None else PictureEstimate(
             picture.spectrum, plan.frames, plan.cutoff, plan.gap_frames, Prior("dsp", stereo_mix=0.0))
+    # the dsp prior's estimate of a block, kept until the block is finished when it is also the level
+    # reference (one estimate per block, not two)
+    kept: dict[tuple[int, int], torch.Tensor] | None = {} if estimate is not None and reference is estimate else None
+
+    def estimate_of(a: int, b: int, spec: torch.Tensor) -> torch.Tensor:
+        picture_estimate = estimate(a, b, spec)
+        if kept is not None:
+            kept[(a, b)] = picture_estimate
+        return picture_estimate
+
+    def reference_of(a: int, b: int) -> torch.Tensor:
+        found = kept.pop((a, b), None) if kept is not None else None
+        return reference(a, b) if found is None else found
 
     def source(a: int, b: int):
         spec = picture.spectrum(a, b)
@@ -503,7 +516,7 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
         mask = plan.mask(a, b)
         if bool(mask.any()):  # the region to generate as the model was trained: noise, or estimate + noise
             noise = fill.frames(FILL_NOISE_STEP, 0, items, a, b)
-            x0 = fill_prior(x0, mask, noise, prior, estimate(a, b, spec) if estimate is not None else None)
+            x0 = fill_prior(x0, mask, noise, prior, estimate_of(a, b, spec) if estimate is not None else None)
         return x0, mask
 
     # gaps only: run just the windows touching a gap (exactly the same result, see a2sb.streaming)
@@ -525,7 +538,8 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
             if plan.mode == "bwe":
                 if reference is not None:
                     bounds = BAND_LEVEL_DB if opts.band_level == "match" else (BAND_LEVEL_DB[0], 0.0)
-                    blocks = (_match_band_level(a, b, x0, reference, plan.first_row, bounds) for a, b, x0 in blocks)
+                    blocks = (_match_band_level(a, b, x0, reference_of(a, b), plan.first_row, bounds)
+                              for a, b, x0 in blocks)
                 _write_whole(blocks, plan, channels, out_rate, out_length,
                              (lambda chunk: write(_mid_side(chunk, inverse=True))) if midside else write)
             else:
@@ -671,23 +685,23 @@ def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
     return gain
 
 
-def _match_band_level(a: int, b: int, x0: torch.Tensor, reference, first_row: int,
+def _match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, first_row: int,
                       bounds_db: tuple[float, float] = BAND_LEVEL_DB):
     """Ours, not published: bring the band a bandwidth extension generates to band replication's level.
 
     Small models and a few sampling steps leave the regenerated band too quiet or too loud (ours: 8-27 dB
     too quiet per octave above 4 kHz before stage 5, then ~6 dB too loud just above the cutoff;
     benchmarks/README.md), while band replication's envelope (a2sb.sbr) is right on average. Each
-    finished block of frames gets one gain per row (band_level_gain against the estimate of the same
-    frames), so the model's timing and fine structure are kept; `bounds_db` with 0 dB at the top
-    ("cap") only ever lowers the band (in both passes: where resynthesis loses power, a capped band can
-    end a few dB below band replication's level, never above it). The picture the
+    finished block of frames gets one gain per row (band_level_gain against `reference`, the estimate's
+    picture of the same frames), so the model's timing and fine structure are kept. The picture the
     network makes is not an exact STFT: its inverse loses some of the band's power (a few dB where the
     phases are incoherent), so the gain is judged a second time on the block resynthesised and analysed
-    again (without the frames at its ends, which lack their neighbours)."""
+    again (without the frames at its ends, which lack their neighbours). `bounds_db` with 0 dB at the top
+    ("cap") only ever lowers the band, in both passes: where resynthesis loses power, a capped band can
+    end a few dB below band replication's level, never above it."""
     if x0 is None:
         return a, b, x0
-    target = reference(a, b)[:, 0].to(x0.device).float() ** 4  # |S| from the picture's |S|^0.25
+    target = reference[:, 0].to(x0.device).float() ** 4  # |S| from the picture's |S|^0.25
     gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row, bounds_db=bounds_db)
     edge = 2 if x0.shape[-1] > 8 else 0
     if x0.shape[-1] - 2 * edge >= 4:
