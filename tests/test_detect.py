@@ -10,7 +10,7 @@ import scipy.signal as sps
 import soundfile as sf
 import soxr
 
-from a2sb.detect import detect_cutoff, detect_gaps
+from a2sb.detect import detect_cutoff, detect_gaps, estimate_cutoff
 from a2sb.errors import A2SBError
 
 RATE = 44100
@@ -146,7 +146,7 @@ def degraded_cases():
     signals = [music(seed=seed) for seed in (0, 1)]
     for i, fc in enumerate(CUTOFFS):
         clean = signals[i % 2]
-        order = (4, 6, 8, 10, 12)[i % 5]
+        order = (6, 8, 10, 12, 6)[i % 5]  # orders up to 4 are unsure by design: see the next test
         butter = sps.butter(order, fc, fs=RATE, output="sos")
         yield f"brickwall {fc:.0f}", _brickwall(clean, fc), fc
         yield f"butter{order} {fc:.0f}", _iir(clean, butter), _minus3db(butter)
@@ -173,12 +173,24 @@ def test_cutoff_grid_within_3_percent():
         results.append((name, truth, found, error))
     good = [abs(error) <= 0.03 for *_, error in results]
     report = "\n".join(
-        f"{name:>18} truth {truth:7.0f} found {found if found is None else round(found):>7} {error:+.3f}"
+        f"{name:>18} truth {truth:7.0f} found {found if found is None else round(found)!s:>7} {error:+.3f}"
         for name, truth, found, error in results
     )
     assert np.mean(good) >= 0.95, report
-    # and no case is wildly off (a missed cliff or the wrong one)
-    assert max(abs(e) for *_, e in results) < 0.15, report
+    # and no answer is wildly off (a missed cliff or the wrong one); unsure (None) is allowed
+    assert max(abs(e) for _, _, found, e in results if found is not None) < 0.15, report
+
+
+def test_gentle_butterworth_is_unsure_not_wrong():
+    """A 4th-order knee (24 dB/octave) is no steeper than music that darkens by itself: on real music
+    such knees were often placed far above the -3 dB point, so the detector says it is unsure."""
+    clean = music(seed=0)
+    for fc in (2000.0, 5000.0):
+        sos = sps.butter(4, fc, fs=RATE, output="sos")
+        estimate = estimate_cutoff(dither(_iir(clean, sos)), RATE)
+        assert estimate.cutoff is None or abs(estimate.cutoff / _minus3db(sos) - 1) <= 0.03, estimate
+        if estimate.cutoff is None:
+            assert estimate.unsure and estimate.reason
 
 
 def _pink(n, seed):

@@ -63,6 +63,15 @@ AMBIGUITY_FAR = 0.15  # ... (relative frequency) fits within this fraction of th
 # benchmarks/README.md, at a few points of hit rate on the steep families).
 PASSBAND_SLOPE_DB_OCT = 15.0
 PASSBAND_SPAN_OCT = (1.0, 0.15)
+# Unsure, for a knee that is not a wall, when the fitted roll-off is no steeper than GENTLE_ORDER (6 dB
+# per octave per order: music darkening by itself falls like that), or when it falls less than
+# SHALLOW_FALL_DB in the octave above the knee although it stands SHALLOW_RISE_DB or more above the
+# floor (a gentle slope, not an edge). Chosen on the saved grid spectra of benchmarks/detect_grid.py:
+# they removed about half the answers more than 30 % off (low-order Butterworth knees placed far above
+# the -3 dB point), at the cost of Butterworth hits only (see benchmarks/README.md).
+GENTLE_ORDER = 4.0
+SHALLOW_FALL_DB = 33.0
+SHALLOW_RISE_DB = 38.0
 
 # Knee fit
 FIT_DEPTH_DB = 60.0  # fit the fall down to this far below the passband ...
@@ -266,8 +275,8 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
     end = min(max(end, start + 2), n)
     penalty_end = end + int(PENALTY_OCT * step)
     knee_lo = start - int(KNEE_BELOW_START_OCT * step)
-    knee, knees, residual = _fit_knee(grid, level, knee_lo - int(FIT_BELOW_OCT * step), end, knee_lo, end,
-                                      penalty_end, 4)
+    knee, knees, residual, _ = _fit_knee(grid, level, knee_lo - int(FIT_BELOW_OCT * step), end, knee_lo, end,
+                                         penalty_end, 4)
     knee_hz, candidates_hz = _unwarp(grid[knee], nyquist), _unwarp(grid[knees], nyquist)
     far = np.abs(candidates_hz / knee_hz - 1) > AMBIGUITY_FAR
     if far.any() and residual[far].min() <= (1 + AMBIGUITY) * residual.min():
@@ -275,10 +284,17 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
         if min(knee_hz, other) < FULL_BAND_HZ:  # (both up where full band starts: no cutoff either way)
             return None, f"knees at {knee_hz:.0f} Hz and {other:.0f} Hz fit the roll-off about equally well"
     refine_end = min(end, knee + int(REFINE_OCT * step))
-    knee, _, _ = _fit_knee(grid, level, knee - int(REFINE_OCT * step), refine_end, knee - step // 8,
-                           knee + step // 8, penalty_end)
+    knee, _, _, order = _fit_knee(grid, level, knee - int(REFINE_OCT * step), refine_end, knee - step // 8,
+                                  knee + step // 8, penalty_end)
     knee_hz = float(_unwarp(grid[knee], nyquist))
-    if not len(walls):
+    if not len(walls) and knee_hz < FULL_BAND_HZ:
+        if order <= GENTLE_ORDER:
+            return None, (f"the knee at {knee_hz:.0f} Hz rolls off only about {6 * order:.0f} dB/octave, no steeper "
+                          "than music that darkens by itself")
+        fall = float(ceiling[knee] - ceiling[min(knee + step, n - 1)])
+        if fall < SHALLOW_FALL_DB and ceiling[knee] - floor >= SHALLOW_RISE_DB:
+            return None, (f"the spectrum falls only {fall:.0f} dB in the octave above the knee at {knee_hz:.0f} Hz, "
+                          "too gently for an edge")
         lo, hi = (max(0, knee - int(span * step)) for span in PASSBAND_SPAN_OCT)
         below = slice(lo, hi + 1)
         if below.stop - below.start > 10:
@@ -302,7 +318,7 @@ def _rolloff(order: float, n: int) -> np.ndarray:
 
 
 def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, penalty_end: int,
-              knee_stride: int = 1) -> tuple[int, np.ndarray, np.ndarray]:
+              knee_stride: int = 1) -> tuple[int, np.ndarray, np.ndarray, float]:
     """Least-squares knee k of a + b·(x − k) + c·(x − k)² − 10·log10(1 + 2^(2n(x − k))) over
     grid[first:end]: a Butterworth of order n (any n, on the warped axis) on a smooth music spectrum
     (curved: music spectra steepen or flatten across the two octaves around a low cutoff); its knee is
@@ -310,7 +326,8 @@ def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, pen
     grid[end:penalty_end] the model must not predict content above the measured level (+ margin): a
     knee that leaves music standing where the spectrum is at its floor is wrong.
 
-    Returns (index of the best knee, candidate knee indices, best residual of each over the orders).
+    Returns (index of the best knee, candidate knee indices, best residual of each over the orders, the
+    best knee's order).
     """
     n = len(grid)
     first, knee_lo = max(0, first), max(0, knee_lo)
@@ -328,7 +345,7 @@ def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, pen
     offsets = np.arange(first, end)[None, :] - knees[:, None] + n
     offsets_beyond = np.arange(end, penalty_end)[None, :] - knees[:, None] + n
     best_residual = np.full(len(knees), np.inf)
-    best = (np.inf, int(knees[0]))
+    best = (np.inf, int(knees[0]), float(KNEE_ORDERS[0]))
     for order in KNEE_ORDERS:
         loss = _rolloff(order, n)
         music = y[None, :] + loss[offsets]  # the spectrum with the order-n roll-off undone, per knee
@@ -340,8 +357,8 @@ def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, pen
         best_residual = np.minimum(best_residual, residual)
         i = int(np.argmin(residual))
         if residual[i] < best[0]:
-            best = (float(residual[i]), int(knees[i]))
-    return best[1], knees, best_residual
+            best = (float(residual[i]), int(knees[i]), float(order))
+    return best[1], knees, best_residual, best[2]
 
 
 # ----------------------------------------------------------------------------------------------------
