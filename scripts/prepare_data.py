@@ -411,6 +411,9 @@ def bandwidth_hz(path: str, duration: float) -> float:
     return float(freqs[above.max()]) if above.size else 0.0
 
 
+WIDE_BANDWIDTH_HZ = 17000.0
+
+
 def write_manifests(data: Path, tracks: list[dict], licences: dict[str, str]) -> None:
     names = [name for name, _ in SPLIT_BOUNDS] + ["heldout"]
     splits = {name: sorted(t["path"] for t in tracks if t["split"] == name) for name in names}
@@ -419,6 +422,12 @@ def write_manifests(data: Path, tracks: list[dict], licences: dict[str, str]) ->
     order = {name: i for i, name in enumerate(names)}
     rows.sort(key=lambda r: (order[r[0]], r[1]))
     _write_csv(data / "music.csv", rows)
+    # The bundled model's training data (configs/bundled.yaml): only the tracks whose own bandwidth reaches
+    # WIDE_BANDWIDTH_HZ, so that lossy sources cut at 13-16 kHz do not teach that the top octave is empty
+    # (benchmarks/README.md; scripts/filter_manifest.py writes the same for other limits).
+    bandwidth = {t["path"]: t.get("bandwidth_hz", 0.0) for t in tracks}
+    wide = [r for r in rows if bandwidth[r[1]] >= WIDE_BANDWIDTH_HZ]
+    _write_csv(data / "music_wide.csv", wide)
     # The held-out packages get a manifest of their own (split column "test"), never mixed into music.csv.
     held = sorted(("test", t["path"], f"{t['duration']:.3f}") for t in tracks if t["split"] == "heldout")
     _write_csv(data / "heldout.csv", held)
@@ -428,7 +437,8 @@ def write_manifests(data: Path, tracks: list[dict], licences: dict[str, str]) ->
         for t in tracks
     ]
     _write_text(data / "tracks.json", json.dumps(details, indent=2) + "\n")
-    say(f"[manifest] wrote {data / 'splits.json'}, {data / 'music.csv'} ({len(rows)} rows), "
+    say(f"[manifest] wrote {data / 'splits.json'}, {data / 'music.csv'} ({len(rows)} rows; "
+        f"{len(wide)} in music_wide.csv), "
         f"{data / 'heldout.csv'} ({len(held)} rows), {data / 'tracks.json'}")
 
 
