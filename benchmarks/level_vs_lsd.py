@@ -31,7 +31,7 @@ from band_level import clip_parser
 from a2sb import evaluate
 from a2sb.degrade import lowpass
 from a2sb.errors import A2SBError
-from a2sb.metrics import EPS, POWER_FLOOR, SILENT_POWER, octave_bands, spectrogram, stft_params
+from a2sb.metrics import POWER_FLOOR, SILENT_POWER, _lsd_per_frame, _octave_bias, octave_bands, spectrogram, stft_params
 
 RATE = 44100
 GAINS_DB = (-10.0, 0.0, 5.0, 10.0, 20.0)
@@ -52,20 +52,18 @@ def octave_scores(reference: np.ndarray, restored: np.ndarray, cutoff_hz: float,
     per_channel = []
     for r, e in zip(np.atleast_2d(reference)[:, :n], np.atleast_2d(restored)[:, :n]):
         R, E = spectrogram(r, n_fft, hop), spectrogram(e, n_fft, hop)
+        biases = _octave_bias(R, E, cutoff_hz, n_fft, RATE)  # the bench's own bias_db_octN
         rows = []
-        for low, high in octave_bands(cutoff_hz, RATE):
+        for (low, high), bias in zip(octave_bands(cutoff_hz, RATE), biases):
             band = (freqs >= low) & ((freqs < high) | (freqs == RATE / 2))
-            loud = np.mean(R[:, band] ** 2, axis=1) >= SILENT_POWER
-            r_band, e_band = R[loud][:, band], E[loud][:, band]
+            loud = np.mean(R[:, band] ** 2, axis=1) >= SILENT_POWER  # the frames the bias counts
             if not loud.any():
                 rows.append([np.nan] * (3 + len(gains_db)))
                 continue
-            pr, pe = (r_band**2).mean(1), (e_band**2).mean(1)
-            bias = float(np.mean(10 * np.log10((pe + POWER_FLOOR) / pr)))
-            lsds = [float(np.mean(np.sqrt(np.mean(np.log10(r_band**2 / (e_band * 10 ** (g / 20) + EPS) ** 2 + EPS)
-                                                  ** 2, axis=1)))) for g in gains_db]
-            rows.append([bias, float(peakedness_db(r_band**2).mean()), float(peakedness_db(e_band**2).mean()),
-                         *lsds])
+            r_band, e_band = R[loud][:, band], E[loud][:, band]
+            lsds = [float(_lsd_per_frame(r_band, e_band * 10 ** (g / 20)).mean()) for g in gains_db]
+            rows.append([float(bias), float(peakedness_db(r_band**2).mean()),
+                         float(peakedness_db(e_band**2).mean()), *lsds])
         per_channel.append(rows)
     return np.nanmean(np.array(per_channel, dtype=float), axis=0)
 

@@ -299,7 +299,7 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
         below = slice(lo, hi + 1)
         if below.stop - below.start > 10:
             slope = float(np.polyfit(grid[below], level[below], 1)[0])
-            if slope < -PASSBAND_SLOPE_DB_OCT and knee_hz < FULL_BAND_HZ:
+            if slope < -PASSBAND_SLOPE_DB_OCT:
                 return None, (f"the spectrum already falls {-slope:.0f} dB/octave in the octave below the knee at "
                               f"{knee_hz:.0f} Hz: the music's own fall and the filter's cannot be told apart")
     return knee_hz, ""
