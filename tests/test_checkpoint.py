@@ -371,3 +371,16 @@ def test_load_bundle_errors(tmp_path):
     config.unlink()
     with pytest.raises(A2SBError, match="no config.json"):
         load_bundle(weights)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_saved_model_folder_follows_the_umask(tmp_path, umask):
+    # safetensors writes 0600 files; a model folder's files get the mode of any other new file
+    old = os.umask(umask)
+    try:
+        checkpoint.save_bundle(tmp_path / "m", [{"w": torch.ones(3)}], {"experts": 1})
+    finally:
+        os.umask(old)
+    for name in ("model.safetensors", "config.json"):
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o666 & ~umask
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]

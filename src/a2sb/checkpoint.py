@@ -30,7 +30,6 @@ import json
 import os
 import pickle
 import re
-import secrets
 import struct
 import zipfile
 from collections.abc import Callable, Mapping
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from .audio import temporary_beside
 from .errors import A2SBError
 
 WEIGHTS_FILE = "model.safetensors"
@@ -485,10 +485,13 @@ def _check_cutoffs(config: Mapping, n_experts: int, source: str) -> None:
 
 
 def _atomic_write(target: Path, write: Callable[[str], None]) -> None:
-    """Write via a temporary file in the same folder + os.replace, so readers never see half a file."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    """Write via a temporary file in the same folder + os.replace, so readers never see half a file.
+    The result gets the mode of any new file (0666 less the umask): safetensors writes 0600 files."""
+    tmp = temporary_beside(target)
+    mode = os.stat(tmp).st_mode & 0o777
     try:
-        write(str(tmp))
+        write(tmp)
+        os.chmod(tmp, mode)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, target)
