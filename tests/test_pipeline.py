@@ -206,6 +206,42 @@ def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
         assert snr_db(spec_raw[c, below], spec_fixed[c, below]) >= 30
 
 
+def test_band_level_offsets_per_octave_and_between_cutoffs():
+    table = {"cutoffs_hz": [4000, 8000], "octaves_db": [[1.0, 2.0, 3.0], [10.0, 20.0]]}
+    rows = np.arange(1024)
+    freqs = (rows + 1) * SR / 2048  # picture row r holds STFT bin r + 1
+    at4 = pipeline.band_level_offsets_db(table, 4000).numpy()
+    expected = np.select([freqs <= 4000, freqs < 8000, freqs < 16000], [0.0, 1.0, 2.0], 3.0)
+    assert np.array_equal(at4, expected)
+    at8 = pipeline.band_level_offsets_db(table, 8000).numpy()
+    assert np.array_equal(at8, np.select([freqs <= 8000, freqs < 16000], [0.0, 10.0], 20.0))
+    # halfway in log2 of the cutoff: the mean of the two tables, octave by octave above that cutoff
+    mid = pipeline.band_level_offsets_db(table, 4000 * 2**0.5).numpy()
+    fc = 4000 * 2**0.5
+    assert np.allclose(mid, np.select([freqs <= fc, freqs < 2 * fc], [0.0, 5.5], 11.0))
+    assert np.array_equal(pipeline.band_level_offsets_db(table, 2000).numpy()[freqs > 16000], np.full(
+        (freqs > 16000).sum(), 3.0))  # below the first cutoff: its table, the last octave's value above
+    assert np.array_equal(pipeline.band_level_offsets_db(table, 12000).numpy(),
+                          np.where(freqs <= 12000, 0.0, 10.0))  # above the last: its table
+
+
+def test_band_level_offsets_lower_the_band_level_reference(toy):
+    from a2sb.metrics import level_bias
+
+    x = lowpass(music(3.0), 4000)
+    matched, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="match", **FAST)
+    toy.band_level_offsets = {"cutoffs_hz": [4000.0], "octaves_db": [[8.0]]}  # every octave above 4 kHz
+    constant, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="match", **FAST)
+    assert np.allclose(level_bias(matched, constant, 4000), -8.0, atol=0.5)  # per octave, dB
+    toy.band_level_offsets = {"cutoffs_hz": [4000.0], "octaves_db": [[4.0, 12.0]]}
+    offset, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="match", **FAST)
+    assert np.allclose(level_bias(matched, offset, 4000), [-4.0, -12.0, -12.0], atol=1.0)
+    spec_a, spec_b = stft(torch.from_numpy(matched)).numpy(), stft(torch.from_numpy(offset)).numpy()
+    below = slice(1, int(2048 * 4000 / SR) - 3)
+    for c in range(2):  # the known band is untouched
+        assert snr_db(spec_a[c, below], spec_b[c, below]) >= 30
+
+
 def test_fast_inpainting_runs_only_the_windows_near_gaps(toy):
     x = music(6.0, channels=1)
     y, _ = restore_audio(x, SR, gaps=[(3.0, 3.1)], model=toy, **FAST)
@@ -291,6 +327,15 @@ def test_the_models_default_sampler_is_used_and_saved(toy, tmp_path):
     a2sb_save(model, tmp_path / "m")
     again = a2sb_load(tmp_path / "m")
     assert (again.default_sampler, again.default_steps, again.default_band_level) == ("ode", 7, "cap")
+    assert again.band_level_offsets is None and "band_level_offsets" not in again.bundle_config()["sampling"]
+    table = {"cutoffs_hz": [4000, 8000], "octaves_db": [[1, 2.5], [3]]}
+    a2sb_save(A2SBModel(preset("tiny"), band_level_offsets=table), tmp_path / "t")
+    assert a2sb_load(tmp_path / "t").band_level_offsets == {"cutoffs_hz": [4000.0, 8000.0],
+                                                           "octaves_db": [[1.0, 2.5], [3.0]]}
+    for bad in ({"cutoffs_hz": [8000, 4000], "octaves_db": [[1], [2]]}, {"cutoffs_hz": [4000], "octaves_db": [[]]},
+                {"cutoffs_hz": [4000]}, {"cutoffs_hz": [4000], "octaves_db": [["x"]]}):
+        with pytest.raises(A2SBError, match="band level offsets"):
+            A2SBModel(preset("tiny"), band_level_offsets=bad)
     with pytest.raises(A2SBError, match="sampler"):
         A2SBModel(preset("tiny"), default_sampler="euler")
     with pytest.raises(A2SBError, match="band level"):

@@ -31,6 +31,23 @@ PUBLISHED_STEPS = 50
 BAND_LEVELS = ("off", "match", "cap")  # the model's band level match: none, band replication's, at most it
 
 
+def check_band_level_offsets(table: dict | None) -> dict | None:
+    """Validate a band level offset table (a2sb.pipeline.band_level_offsets_db): {"cutoffs_hz": [c, ...]
+    increasing, "octaves_db": [[dB per octave above c, lowest first], ...] one non-empty list per cutoff}."""
+    if table is None:
+        return None
+    try:
+        cutoffs = [float(c) for c in table["cutoffs_hz"]]
+        octaves = [[float(v) for v in row] for row in table["octaves_db"]]
+    except (KeyError, TypeError, ValueError):
+        raise A2SBError(f"band level offsets need cutoffs_hz and octaves_db lists of numbers, got {table!r}") from None
+    if (not cutoffs or len(octaves) != len(cutoffs) or not all(octaves)
+            or any(not a < b for a, b in zip(cutoffs, cutoffs[1:])) or cutoffs[0] <= 0):
+        raise A2SBError("band level offsets: cutoffs_hz must increase from above 0, with one non-empty list of "
+                        f"octaves_db per cutoff; got {table!r}")
+    return {"cutoffs_hz": cutoffs, "octaves_db": octaves}
+
+
 class A2SBModel(nn.Module):
     """Expert networks for t-intervals split at `t_cutoffs` (k cutoffs -> k + 1 experts; expert i
     serves the t with exactly i cutoffs <= t)."""
@@ -38,7 +55,8 @@ class A2SBModel(nn.Module):
     def __init__(self, config: NetworkConfig, experts: Sequence[nn.Module] | None = None,
                  t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
                  provenance: dict | None = None, default_window: int = 256, default_hop: int = 128,
-                 default_sampler: str = "sde", prior: Prior | None = None, default_band_level: str = "off"):
+                 default_sampler: str = "sde", prior: Prior | None = None, default_band_level: str = "off",
+                 band_level_offsets: dict | None = None):
         super().__init__()
         self.config = config
         self.t_cutoffs = [float(c) for c in t_cutoffs]
@@ -64,6 +82,8 @@ class A2SBModel(nn.Module):
         if default_band_level not in BAND_LEVELS:
             raise A2SBError(f"band level must be one of {', '.join(BAND_LEVELS)}, got '{default_band_level}'")
         self.default_band_level = default_band_level  # bandwidth extension's level correction (a2sb.pipeline)
+        # measured error of band replication's level per octave, taken off the level reference (a2sb.pipeline)
+        self.band_level_offsets = check_band_level_offsets(band_level_offsets)
         self.prior = prior or Prior()  # how x1 was filled in training: restoration must do the same
         self.provenance = dict(provenance or {})
 
@@ -126,7 +146,8 @@ class A2SBModel(nn.Module):
             "stft": {"sample_rate": SAMPLE_RATE, "n_fft": N_FFT, "hop": HOP, "window": "hann-periodic",
                      "power": 0.25, "dc_dropped": True},
             "sampling": {"steps": self.default_steps, "window": self.default_window, "hop": self.default_hop,
-                         "sampler": self.default_sampler, "band_level": self.default_band_level},
+                         "sampler": self.default_sampler, "band_level": self.default_band_level,
+                         **({"band_level_offsets": self.band_level_offsets} if self.band_level_offsets else {})},
             "prior": self.prior.to_dict(),
             "provenance": self.provenance,
         }
@@ -262,6 +283,7 @@ def _load_bundle(source, config) -> A2SBModel:
                    default_window=sampling.get("window", 256), default_hop=sampling.get("hop", 128),
                    default_sampler=sampling.get("sampler", "sde"), provenance=meta.get("provenance", {}),
                    default_band_level=sampling.get("band_level", "off"),
+                   band_level_offsets=sampling.get("band_level_offsets"),
                    prior=Prior.from_dict(meta.get("prior")))
     if "time_multipliers" in meta:
         model.multipliers.copy_(torch.tensor(meta["time_multipliers"]).reshape(model.multipliers.shape))

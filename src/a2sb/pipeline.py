@@ -538,7 +538,9 @@ def _run(plan: _Plan, wave, native, out_rate: int, out_length: int, write, model
             if plan.mode == "bwe":
                 if reference is not None:
                     bounds = BAND_LEVEL_DB if opts.band_level == "match" else (BAND_LEVEL_DB[0], 0.0)
-                    blocks = (_match_band_level(a, b, x0, reference_of(a, b), plan.first_row, bounds)
+                    table = getattr(model, "band_level_offsets", None)
+                    offsets = band_level_offsets_db(table, plan.cutoff) if table else None
+                    blocks = (_match_band_level(a, b, x0, reference_of(a, b), plan.first_row, bounds, offsets)
                               for a, b, x0 in blocks)
                 _write_whole(blocks, plan, channels, out_rate, out_length,
                              (lambda chunk: write(_mid_side(chunk, inverse=True))) if midside else write)
@@ -662,12 +664,13 @@ def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CO
 
 def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
                     octaves: float = BAND_LEVEL_OCTAVES, bounds_db: tuple[float, float] = BAND_LEVEL_DB,
-                    floor: float = 1e-10) -> torch.Tensor:
+                    floor: float = 1e-10, offsets_db: torch.Tensor | None = None) -> torch.Tensor:
     """Per-row gains (channels, rows) for the magnitudes `fill` (channels, rows, frames) that give every
     row from `first_row` up the mean over frames of log band power of `reference` (same shape): the band
     is `octaves` wide around the row, clipped to the rows from `first_row` (the known rows below are
     alike in both and would dilute the correction). The statistic is that of the per-octave level bias
-    (a2sb.metrics.level_bias) at a finer resolution; rows below `first_row` get 1. `floor` in |S|²."""
+    (a2sb.metrics.level_bias) at a finer resolution; rows below `first_row` get 1. `floor` in |S|².
+    `offsets_db` (rows,) lowers each row's target by that much (after the band averaging: no smoothing)."""
     rows = fill.shape[-2]
     r = torch.arange(rows)
     lo = torch.floor(r * 2.0 ** (-octaves / 2)).long().clamp(min=first_row, max=rows - 1)
@@ -680,13 +683,38 @@ def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
         return torch.log(band + floor).mean(-1)
 
     gain_db = 10 / math.log(10) * (mean_log_band(reference) - mean_log_band(fill))
+    if offsets_db is not None:
+        gain_db = gain_db - offsets_db.to(gain_db)
     gain = 10 ** (gain_db.clamp(*bounds_db) / 20)
     gain[..., :first_row] = 1.0
     return gain
 
 
+def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> torch.Tensor:
+    """Per picture row (rows,), the dB by which band replication's level is taken to be too loud above
+    `cutoff_hz`: `table` (a model's sampling.band_level_offsets, fitted by benchmarks/level_predictability.py)
+    holds that error per octave [fc·2^k, fc·2^(k+1)) above each of some cutoffs fc, as the level bias
+    metric counts octaves (the last value also serves the octaves above it). Between tabulated cutoffs it
+    is interpolated linearly in log2 of the cutoff (held beyond). Rows at or below the cutoff get 0."""
+    nyquist = SAMPLE_RATE / 2
+    octaves_up = np.log2(np.maximum((np.arange(rows) + 1) * nyquist / rows, cutoff_hz) / cutoff_hz)
+    octave = np.floor(octaves_up + 1e-9).astype(int)  # 1e-9: a row on an octave edge starts the octave
+
+    def at(values: list[float]) -> np.ndarray:
+        return np.asarray(values)[np.minimum(octave, len(values) - 1)]
+
+    cutoffs = np.log2(table["cutoffs_hz"])
+    here = float(np.clip(math.log2(cutoff_hz), cutoffs[0], cutoffs[-1]))
+    i = int(np.clip(np.searchsorted(cutoffs, here) - 1, 0, max(len(cutoffs) - 2, 0)))
+    j = min(i + 1, len(cutoffs) - 1)
+    w = 0.0 if j == i else (here - cutoffs[i]) / (cutoffs[j] - cutoffs[i])
+    offsets = (1 - w) * at(table["octaves_db"][i]) + w * at(table["octaves_db"][j])
+    offsets[: row_of_frequency(cutoff_hz)] = 0.0
+    return torch.from_numpy(offsets)
+
+
 def _match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, first_row: int,
-                      bounds_db: tuple[float, float] = BAND_LEVEL_DB):
+                      bounds_db: tuple[float, float] = BAND_LEVEL_DB, offsets_db: torch.Tensor | None = None):
     """Ours, not published: bring the band a bandwidth extension generates to band replication's level.
 
     Small models and a few sampling steps leave the regenerated band too quiet or too loud (ours: 8-27 dB
@@ -698,18 +726,19 @@ def _match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor,
     phases are incoherent), so the gain is judged a second time on the block resynthesised and analysed
     again (without the frames at its ends, which lack their neighbours). `bounds_db` with 0 dB at the top
     ("cap") only ever lowers the band, in both passes: where resynthesis loses power, a capped band can
-    end a few dB below band replication's level, never above it."""
+    end a few dB below band replication's level, never above it. `offsets_db` (rows,), when given, is
+    band replication's expected level error per row (band_level_offsets_db): the target is that much lower."""
     if x0 is None:
         return a, b, x0
     target = reference[:, 0].to(x0.device).float() ** 4  # |S| from the picture's |S|^0.25
-    gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row, bounds_db=bounds_db)
+    gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row, bounds_db=bounds_db, offsets_db=offsets_db)
     edge = 2 if x0.shape[-1] > 8 else 0
     if x0.shape[-1] - 2 * edge >= 4:
         fixed = x0.float().clone()
         fixed[:, 0] *= gain[..., None].to(fixed) ** 0.25
         again = stft(istft(representation_to_spec(fixed, phase_fix=True)))[:, 1:, edge:x0.shape[-1] - edge]
         gain = gain * band_level_gain(again.abs(), target[..., edge:x0.shape[-1] - edge], first_row,
-                                      bounds_db=bounds_db).to(gain)
+                                      bounds_db=bounds_db, offsets_db=offsets_db).to(gain)
     x0 = x0.clone()
     x0[:, 0] *= gain[..., None].to(x0) ** 0.25
     return a, b, x0

@@ -1130,11 +1130,12 @@ def _run(config: TrainConfig, run_dir: Path, resume: bool, max_steps: int | None
 
 def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cutoffs: list[float] | None = None,
                 ema: bool = False, half: bool = False, steps: int | None = None, sampler: str = "sde",
-                stereo_mix: float = 0.0, band_level: str = "off"):
+                stereo_mix: float = 0.0, band_level: str = "off", band_level_offsets: dict | None = None):
     """Build an inference bundle from one run or several expert runs (model folder for load_model).
     Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet.
     `stereo_mix` (dsp prior, restoration only: training items are mono) goes into the model's prior;
-    `band_level` is the model's default level correction of bandwidth extension (a2sb.pipeline)."""
+    `band_level` is the model's default level correction of bandwidth extension (a2sb.pipeline), and
+    `band_level_offsets` band replication's measured level error it takes off (benchmarks/level_predictability.py)."""
     from .model import PUBLISHED_STEPS, A2SBModel, save_model
     from .prior import Prior
 
@@ -1186,7 +1187,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
     model = A2SBModel(nets[0], experts, t_cutoffs=t_cutoffs, beta_max=betas.pop(),
                       default_steps=steps or PUBLISHED_STEPS, default_window=window, default_hop=window // 2,
                       default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance},
-                      default_band_level=band_level,
+                      default_band_level=band_level, band_level_offsets=band_level_offsets,
                       prior=Prior(*priors.pop(), stereo_mix=stereo_mix))
     save_model(model, output, half=half)
     return model
@@ -1227,9 +1228,18 @@ def _train_command(args) -> int:
 def _export_command(args) -> int:
     model = export_runs(args.runs, args.output, t_cutoffs=args.t_cutoffs, ema=args.ema, half=args.half,
                         steps=args.steps, sampler=args.sampler, stereo_mix=args.stereo_mix,
-                        band_level=args.band_level)
+                        band_level=args.band_level, band_level_offsets=_read_offsets(args.band_level_offsets))
     print(f"wrote {args.output}: {len(model.experts)} expert(s), t cutoffs {model.t_cutoffs}")
     return 0
+
+
+def _read_offsets(path: str | None) -> dict | None:
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise A2SBError(f"cannot read band level offsets {path}: {err}") from None
 
 
 def _cutoffs(text: str) -> list[float]:
@@ -1261,6 +1271,9 @@ def add_commands(subparsers) -> None:
                    help="dsp prior: share of the mid in both channels' band replication (0..1, default 0)")
     e.add_argument("--band-level", choices=("off", "match", "cap"), default="off",
                    help="the model's default level correction of bandwidth extension (default off)")
+    e.add_argument("--band-level-offsets", metavar="JSON",
+                   help="band replication's level error per octave, taken off the band level reference "
+                        "(written by benchmarks/level_predictability.py --fit)")
     e.set_defaults(func=_export_command)
 
 
