@@ -28,7 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .audio import audio_info, read_audio, resample, temporary_beside
-from .errors import A2SBError
+from .errors import A2SBError, reject_unknown_keys
 from .masks import FILL_NOISE
 from .prior import PRIOR_KINDS, Prior, fill, gap_runs, similarity_spectrum, widen
 from .representation import HOP, N_ROWS, SAMPLE_RATE, num_frames, row_of_frequency, spec_to_representation, stft
@@ -151,10 +151,7 @@ class DataConfig:
     @classmethod
     def from_dict(cls, d: dict | None) -> DataConfig:
         d = dict(d or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:  # a typo must not silently fall back to a default
-            raise A2SBError(f"data config: unknown setting(s) {', '.join(unknown)}")
+        reject_unknown_keys(d, [f.name for f in dataclasses.fields(cls)], "data config: unknown setting(s)")
         return cls(**d)
 
     def to_dict(self) -> dict:

@@ -3,3 +3,12 @@
 
 class A2SBError(Exception):
     """A problem the user can fix (bad file, bad option). The CLI prints it as one line and exits 2."""
+
+
+def reject_unknown_keys(given, known, what: str, list_known: bool = False) -> None:
+    """Raise A2SBError naming every key of `given` not in `known`: a typo in a setting must not silently
+    fall back to a default. `what` starts the message ("unknown prior setting(s)")."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        hint = f" (known: {', '.join(known)})" if list_known else ""
+        raise A2SBError(f"{what} {', '.join(unknown)}{hint}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import A2SBError
+from .errors import A2SBError, reject_unknown_keys
 from .masks import FILL_NOISE
 from .representation import HOP, SAMPLE_RATE, compress, spec_to_representation
 from .sbr import sbr_slope, sbr_spectrum
@@ -52,9 +52,7 @@ class Prior:
     @classmethod
     def from_dict(cls, d: dict | None) -> Prior:
         d = dict(d or {})
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise A2SBError(f"unknown prior setting(s) {', '.join(sorted(unknown))}")
+        reject_unknown_keys(d, [f.name for f in dataclasses.fields(cls)], "unknown prior setting(s)")
         return cls(**d)
 
     def to_dict(self) -> dict:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from .bridge import BridgeSchedule, magnitude_weight, masked_loss, predict_x0, q_sample, training_target
-from .errors import A2SBError
+from .errors import A2SBError, reject_unknown_keys
 from .network import PRESETS, AttnUNetF, NetworkConfig, preset, time_embedding, time_multipliers
 
 if TYPE_CHECKING:
@@ -84,10 +84,7 @@ def _section_from_dict(cls, d: Any, name: str):
     if not isinstance(d, dict):
         raise A2SBError(f"config section '{name}' must be a mapping, got {type(d).__name__}")
     known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise A2SBError(f"unknown key(s) in config section '{name}': {', '.join(unknown)} "
-                        f"(known: {', '.join(known)})")
+    reject_unknown_keys(d, known, f"unknown key(s) in config section '{name}':", list_known=True)
     return cls(**{k: _coerce(v, str(known[k].type), f"{name}.{k}") for k, v in d.items()})
 
 
@@ -108,11 +105,8 @@ class ModelSection:
         name = str(d.pop("preset", "paper"))
         if name not in PRESETS:
             raise A2SBError(f"model.preset: unknown preset '{name}' (choose from {', '.join(PRESETS)})")
-        known = {f.name for f in fields(NetworkConfig)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise A2SBError(f"unknown key(s) in config section 'model': {', '.join(unknown)} "
-                            f"(known: preset, {', '.join(sorted(known))})")
+        known = ["preset", *sorted(f.name for f in fields(NetworkConfig))]
+        reject_unknown_keys(d, known, "unknown key(s) in config section 'model':", list_known=True)
         section = cls(name, d)
         section.network()  # validate now, not after the data has been indexed
         return section
@@ -221,10 +215,7 @@ class TrainConfig:
             d = {}
         if not isinstance(d, dict):
             raise A2SBError("a training config must be a mapping of sections")
-        unknown = sorted(set(d) - {f.name for f in fields(cls)})
-        if unknown:
-            raise A2SBError(f"unknown config section(s): {', '.join(unknown)} "
-                            f"(known: {', '.join(f.name for f in fields(cls))})")
+        reject_unknown_keys(d, [f.name for f in fields(cls)], "unknown config section(s):", list_known=True)
         try:
             data = _data_config_class().from_dict(d.get("data") or {})
         except A2SBError:
