@@ -4,6 +4,7 @@
     python benchmarks/quality_report.py                        # the report only, from benchmarks/results/
     python benchmarks/quality_report.py --run --model runs/export --results /tmp/cand -o /tmp/cand.md
     python benchmarks/quality_report.py --run --sets heldout   # one set (two such runs can go in parallel)
+    python benchmarks/quality_report.py --merge /tmp/cand      # a new model's a2sb-only runs into the results
 
 The verdict is judged on the held-out packages (data/heldout_clips/<package>/*.flac: whole packages
 never trained on), per package and over all of them; the old held-out tracks (data/test_clips: the
@@ -22,8 +23,11 @@ from pathlib import Path
 
 from a2sb.evaluate import (
     ALL_GROUPS,
+    BENCH_METRICS,
     OURS,
     PAIRED_METRICS,
+    _write_json,
+    ordered_metrics,
     paired_against_best_baseline,
     paired_difference,
     summarise_groups,
@@ -76,6 +80,44 @@ def run_all(results: Path, methods: str | None, model: str | None, sets: list[st
                 continue
             print("+", " ".join(command), flush=True)
             subprocess.run(command, cwd=ROOT, check=True, stderr=subprocess.DEVNULL)
+
+
+def merge_results(results: Path, source: Path) -> list[str]:
+    """Replace, in each result of `results`, the rows of the methods that the same-named result in `source`
+    holds (e.g. a new model's `--methods a2sb` runs on the same clips), and recompute its summaries the way
+    the bench does. The baselines' rows are deterministic, so they need not be run again."""
+    merged = []
+    for path in sorted(source.glob("*.json")):
+        target = results / path.name
+        if not target.exists():
+            continue
+        old, new = load(results, target.stem), load(source, path.stem)
+        for key in ("task", "cutoff", "gap", "every", "max_seconds", "directory"):
+            if old["settings"].get(key) != new["settings"].get(key):
+                raise SystemExit(f"{path}: {key} differs from {target} ({new['settings'].get(key)!r} vs "
+                                 f"{old['settings'].get(key)!r}): not the same bench")
+        methods = set(r["method"] for r in new["files"])
+        files = lambda data, m: sorted(r["file"] for r in data["files"] if r["method"] == m)  # noqa: E731
+        for m in methods & set(r["method"] for r in old["files"]):
+            if files(old, m) != files(new, m):
+                raise SystemExit(f"{path}: {m} was scored on other clips than in {target}")
+        # each replaced row keeps its place (the bench writes the methods interleaved, file by file)
+        fresh = {(r["file"], r["method"]): r for r in new["files"]}
+        records = [fresh.pop((r["file"], r["method"]), r) if r["method"] in methods else r for r in old["files"]]
+        records += list(fresh.values())  # methods the old result did not have
+        groups = summarise_groups(records, ordered_metrics(records[0], BENCH_METRICS[old["settings"]["task"]]))
+        grouped = any(r["group"] for r in records)
+        result = {"settings": old["settings"], "summary": groups[ALL_GROUPS], "files": records}
+        if grouped:
+            result["groups"] = {g: summary for g, summary in groups.items() if g != ALL_GROUPS}
+        paired = {g: paired_against_best_baseline(
+            [r for r in records if g == ALL_GROUPS or r["group"] == g], old["settings"]["task"]) for g in groups}
+        paired = {g: entry for g, entry in paired.items() if entry is not None and (grouped or g == ALL_GROUPS)}
+        if paired:
+            result["paired"] = paired
+        _write_json(str(target), result)
+        merged.append(f"{target.name}: {', '.join(sorted(methods))} from {path}")
+    return merged
 
 
 # --------------------------------------------------------------------------------------------------
@@ -355,6 +397,8 @@ def main() -> int:
     parser.add_argument("--model", help="a2sb model (bundled name or folder) for the a2sb runs; default: bundled")
     parser.add_argument("--methods", help="run only these of each task's methods (comma-separated)")
     parser.add_argument("--results", default=str(RESULTS), help="folder of the JSON results (default: %(default)s)")
+    parser.add_argument("--merge", metavar="DIR", help="first replace the results' rows of the methods that DIR's "
+                        "same-named results hold (a candidate model's a2sb-only runs), recomputing the summaries")
     parser.add_argument("--sets", help=f"run only these sets (comma-separated of {', '.join(SETS)}; default all)")
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "quality.md"))
     args = parser.parse_args()
@@ -366,6 +410,9 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown set(s) {', '.join(unknown)}; choose from {', '.join(SETS)}")
         run_all(results, args.methods, args.model, sets)
+    if args.merge:
+        for line in merge_results(results, Path(args.merge)) or [f"nothing in {args.merge} to merge"]:
+            print(line)
     Path(args.output).write_text(report(results))
     print(f"wrote {args.output}")
     return 0
