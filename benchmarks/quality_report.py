@@ -23,14 +23,13 @@ from pathlib import Path
 
 from a2sb.evaluate import (
     ALL_GROUPS,
-    BENCH_METRICS,
     OURS,
     PAIRED_METRICS,
-    _write_json,
-    ordered_metrics,
+    bench_result,
     paired_against_best_baseline,
     paired_difference,
     summarise_groups,
+    write_json,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,17 +104,7 @@ def merge_results(results: Path, source: Path) -> list[str]:
         fresh = {(r["file"], r["method"]): r for r in new["files"]}
         records = [fresh.pop((r["file"], r["method"]), r) if r["method"] in methods else r for r in old["files"]]
         records += list(fresh.values())  # methods the old result did not have
-        groups = summarise_groups(records, ordered_metrics(records[0], BENCH_METRICS[old["settings"]["task"]]))
-        grouped = any(r["group"] for r in records)
-        result = {"settings": old["settings"], "summary": groups[ALL_GROUPS], "files": records}
-        if grouped:
-            result["groups"] = {g: summary for g, summary in groups.items() if g != ALL_GROUPS}
-        paired = {g: paired_against_best_baseline(
-            [r for r in records if g == ALL_GROUPS or r["group"] == g], old["settings"]["task"]) for g in groups}
-        paired = {g: entry for g, entry in paired.items() if entry is not None and (grouped or g == ALL_GROUPS)}
-        if paired:
-            result["paired"] = paired
-        _write_json(str(target), result)
+        write_json(str(target), bench_result(old["settings"], records))
         merged.append(f"{target.name}: {', '.join(sorted(methods))} from {path}")
     return merged
 

@@ -146,7 +146,7 @@ def _evaluate_command(args) -> int:
         table.append(["**mean**", *(_number(float(np.mean([row[key] for row in rows]))) for key in columns)])
     print(markdown_table(table))
     if args.json:
-        _write_json(args.json, rows)
+        write_json(args.json, rows)
     return 0
 
 
@@ -375,12 +375,14 @@ def _bench_quality_command(args) -> int:
     )  # fmt: skip
     if not records:
         raise A2SBError("no file could be scored (all shorter than one gap period?)")
+    settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
+    settings.update(model=args.model, steps=args.steps, sampler=args.sampler, stereo=args.stereo,
+                    directory=str(directory))
+    result = bench_result(settings, records)
     metrics = ordered_metrics(records[0], BENCH_METRICS[args.task])
-    groups = summarise_groups(records, metrics)
-    grouped = any(r["group"] for r in records)
-    paired = {g: paired_against_best_baseline([r for r in records if g == ALL_GROUPS or r["group"] == g], args.task)
-              for g in groups}
-    paired = {g: entry for g, entry in paired.items() if entry is not None and (grouped or g == ALL_GROUPS)}
+    grouped = "groups" in result
+    groups = {**result.get("groups", {}), ALL_GROUPS: result["summary"]}
+    paired = result.get("paired", {})
     setting = f"cutoff {args.cutoff:g} Hz, {args.filter} order {args.order}" if args.task == "bwe" else (
         f"{args.gap:g} s gap every {args.every:g} s"
     )  # fmt: skip
@@ -396,16 +398,25 @@ def _bench_quality_command(args) -> int:
     if args.plot:
         plot_per_file(records, metrics, args.plot, title=f"{args.task}: {setting}")
     if args.json:
-        settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
-        settings.update(model=args.model, steps=args.steps, sampler=args.sampler, stereo=args.stereo,
-                        directory=str(directory))
-        result = {"settings": settings, "summary": groups[ALL_GROUPS], "files": records}
-        if grouped:
-            result["groups"] = {g: summary for g, summary in groups.items() if g != ALL_GROUPS}
-        if paired:
-            result["paired"] = paired
-        _write_json(args.json, result)
+        write_json(args.json, result)
     return 0
+
+
+def bench_result(settings: dict, records: list[dict]) -> dict:
+    """The bench's JSON result: settings, per-file records, the summary over all files, per group (when the
+    files are in sub-folders) and the paired differences against the best baseline."""
+    task = settings["task"]
+    groups = summarise_groups(records, ordered_metrics(records[0], BENCH_METRICS[task]))
+    grouped = any(r["group"] for r in records)
+    result = {"settings": settings, "summary": groups[ALL_GROUPS], "files": records}
+    if grouped:
+        result["groups"] = {g: summary for g, summary in groups.items() if g != ALL_GROUPS}
+    paired = {g: paired_against_best_baseline([r for r in records if g == ALL_GROUPS or r["group"] == g], task)
+              for g in groups}
+    paired = {g: entry for g, entry in paired.items() if entry is not None and (grouped or g == ALL_GROUPS)}
+    if paired:
+        result["paired"] = paired
+    return result
 
 
 def plot_per_file(records: list[dict], metrics: list[str], path: str, title: str = "") -> None:
@@ -459,7 +470,7 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join([line(rows[0]), separator, *(line(row) for row in rows[1:])])
 
 
-def _write_json(path: str, data) -> None:
+def write_json(path: str, data) -> None:
     def clean(value):  # JSON has no NaN: write null
         if isinstance(value, float) and not math.isfinite(value):
             return None
