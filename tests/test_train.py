@@ -359,6 +359,18 @@ def test_ddp_two_processes_keep_identical_weights(manifest, tmp_path):
     assert sorted(train_losses(tmp_path / "run")) == [1, 2, 3]
 
 
+
+def test_ddp_rank_error_is_one_line_and_fails_the_job(manifest, tmp_path):
+    # the ranks end with os._exit (see train._train_command): an error must still reach the launcher
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(yaml.safe_dump(micro_dict(manifest, tmp_path / "run")))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "a2sb.train", str(cfg), "--resume", "--max-steps", "1"]
+    proc = subprocess.run(cmd, env=_subprocess_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode != 0
+    assert proc.stderr.count("a2sb: error: --resume: no checkpoint at") == 2, proc.stderr[-3000:]
+    assert "exitcode  : 2" in proc.stderr and "SIGABRT" not in proc.stderr
+
 def test_sigterm_saves_a_checkpoint_and_resume_continues(manifest, tmp_path):
     run_dir = tmp_path / "run"
     cfg = tmp_path / "c.yaml"
