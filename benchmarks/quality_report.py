@@ -84,14 +84,16 @@ def run_all(results: Path, methods: str | None, model: str | None, sets: list[st
 def merge_results(results: Path, source: Path) -> list[str]:
     """Replace, in each result of `results`, the rows of the methods that the same-named result in `source`
     holds (e.g. a new model's `--methods a2sb` runs on the same clips), and recompute its summaries the way
-    the bench does. The baselines' rows are deterministic, so they need not be run again."""
-    merged = []
-    for path in sorted(source.glob("*.json")):
+    the bench does. The baselines' rows are deterministic, so they need not be run again. Every pair is
+    checked before any result is written."""
+    pairs = []
+    names = sorted(result_name(set_name, task) for set_name in SETS for task in TASKS)
+    for path in (source / f"{name}.json" for name in names):
         target = results / path.name
-        if not target.exists():
-            continue
+        if not (path.exists() and target.exists()):
+            continue  # e.g. restore_speed.json is no bench result
         old, new = load(results, target.stem), load(source, path.stem)
-        for key in ("task", "cutoff", "gap", "every", "max_seconds", "directory"):
+        for key in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds", "directory"):
             if old["settings"].get(key) != new["settings"].get(key):
                 raise SystemExit(f"{path}: {key} differs from {target} ({new['settings'].get(key)!r} vs "
                                  f"{old['settings'].get(key)!r}): not the same bench")
@@ -100,6 +102,9 @@ def merge_results(results: Path, source: Path) -> list[str]:
         for m in methods & set(r["method"] for r in old["files"]):
             if files(old, m) != files(new, m):
                 raise SystemExit(f"{path}: {m} was scored on other clips than in {target}")
+        pairs.append((path, target, old, new, methods))
+    merged = []
+    for path, target, old, new, methods in pairs:
         # each replaced row keeps its place (the bench writes the methods interleaved, file by file)
         fresh = {(r["file"], r["method"]): r for r in new["files"]}
         records = [fresh.pop((r["file"], r["method"]), r) if r["method"] in methods else r for r in old["files"]]

@@ -54,11 +54,22 @@ def test_merge_replaces_the_methods_rows_and_recomputes(quality_report, tmp_path
 
 def test_merge_refuses_another_bench(quality_report, tmp_path):
     old = _result([("a.flac", "p1", "a2sb", 2.0), ("b.flac", "p1", "a2sb", 2.0)])
-    _write(tmp_path / "results", "x", old)
-    _write(tmp_path / "cand", "x", _result([("a.flac", "p1", "a2sb", 1.0)]))
+    _write(tmp_path / "results", "test_bwe_4k", old)
+    _write(tmp_path / "cand", "test_bwe_4k", _result([("a.flac", "p1", "a2sb", 1.0)]))
     with pytest.raises(SystemExit, match="other clips"):
         quality_report.merge_results(tmp_path / "results", tmp_path / "cand")
-    _write(tmp_path / "cand", "x", _result([("a.flac", "p1", "a2sb", 1.0)], directory="data/test_clips"))
+    _write(tmp_path / "cand", "test_bwe_4k", _result([("a.flac", "p1", "a2sb", 1.0)], directory="data/test_clips"))
     with pytest.raises(SystemExit, match="directory differs"):
         quality_report.merge_results(tmp_path / "results", tmp_path / "cand")
-    assert json.loads((tmp_path / "results" / "x.json").read_text()) == old  # untouched
+    other_filter = _result([("a.flac", "p1", "a2sb", 1.0), ("b.flac", "p1", "a2sb", 1.0)])
+    other_filter["settings"].update(filter="cheby1", order=4)
+    _write(tmp_path / "cand", "test_bwe_4k", other_filter)
+    with pytest.raises(SystemExit, match="filter differs"):
+        quality_report.merge_results(tmp_path / "results", tmp_path / "cand")
+    assert json.loads((tmp_path / "results" / "test_bwe_4k.json").read_text()) == old  # untouched
+    # a refusal writes nothing: heldout_bwe_4k would merge, but test_bwe_4k (after it) is refused
+    _write(tmp_path / "results", "heldout_bwe_4k", old)
+    _write(tmp_path / "cand", "heldout_bwe_4k", _result([("a.flac", "p1", "a2sb", 1.0), ("b.flac", "p1", "a2sb", 1.0)]))
+    with pytest.raises(SystemExit, match="filter differs"):
+        quality_report.merge_results(tmp_path / "results", tmp_path / "cand")
+    assert json.loads((tmp_path / "results" / "heldout_bwe_4k.json").read_text()) == old
