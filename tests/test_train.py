@@ -359,7 +359,6 @@ def test_ddp_two_processes_keep_identical_weights(manifest, tmp_path):
     assert sorted(train_losses(tmp_path / "run")) == [1, 2, 3]
 
 
-
 def test_ddp_rank_error_is_one_line_and_fails_the_job(manifest, tmp_path):
     # the ranks end with os._exit (see train._train_command): an error must still reach the launcher
     cfg = tmp_path / "ddp.yaml"
@@ -370,6 +369,7 @@ def test_ddp_rank_error_is_one_line_and_fails_the_job(manifest, tmp_path):
     assert proc.returncode != 0
     assert proc.stderr.count("a2sb: error: --resume: no checkpoint at") == 2, proc.stderr[-3000:]
     assert "exitcode  : 2" in proc.stderr and "SIGABRT" not in proc.stderr
+
 
 def test_sigterm_saves_a_checkpoint_and_resume_continues(manifest, tmp_path):
     run_dir = tmp_path / "run"

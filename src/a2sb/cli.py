@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import A2SBError
+from .errors import A2SBError, print_error
 
 COMMAND_MODULES = [
     "a2sb.commands_engine",
@@ -41,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = args.func(args)
     except A2SBError as err:
-        print(f"a2sb: error: {err}", file=sys.stderr)
-        return 2
+        return print_error(err)
     except KeyboardInterrupt:
         print("a2sb: interrupted", file=sys.stderr)
         return 130

@@ -1,8 +1,16 @@
 """The one exception type that user-facing code raises for bad input or bad files."""
 
+import sys
+
 
 class A2SBError(Exception):
     """A problem the user can fix (bad file, bad option). The CLI prints it as one line and exits 2."""
+
+
+def print_error(err: A2SBError) -> int:
+    """Print `err` as the CLI does (one line on stderr); returns the exit status for it."""
+    print(f"a2sb: error: {err}", file=sys.stderr)
+    return 2
 
 
 def reject_unknown_keys(given, known, what: str, list_known: bool = False) -> None:
