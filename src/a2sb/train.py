@@ -1217,7 +1217,7 @@ def _train_command(args) -> int:
         return 0
     # A DDP rank leaves without the interpreter's shutdown: after a clean run and destroy_process_group,
     # torch's gloo backend sometimes aborts in its C++ static destructors ("terminate called without an
-    # active exception", SIGABRT; 3 of 64 runs of a two-process toy script, torch 2.13): the job fails.
+    # active exception", SIGABRT; benchmarks/ddp_exit.py: 6 of 48 two-process runs, 0 with os._exit): the job fails.
     # Everything the run writes is closed by now (checkpoint, metrics, TensorBoard, data workers).
     code = 0
     try:
