@@ -22,7 +22,7 @@ case "${1:-}" in
   export)
     out=${2:?OUTDIR}
     for p in $PRESETS; do
-      python3 -m a2sb.cli export "runs/gpu-$p" -o "$out/$p" --ema --half 2>&1 | tail -n 1
+      python3 -m a2sb export "runs/gpu-$p" -o "$out/$p" --ema --half 2>&1 | tail -n 1
       # files larger than 15 MiB travel in parts (join with: cat model.safetensors.part-* > model.safetensors)
       f="$out/$p/model.safetensors"
       if [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt 15728640 ]; then split -b 15M "$f" "$f.part-" && rm "$f"; fi

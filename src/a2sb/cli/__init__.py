@@ -1,37 +1,26 @@
-"""Command-line entry point: `a2sb <command> ...`.
+"""Command-line entry point: `a2sb <command> ...` (also `python -m a2sb`).
 
-Each module that offers commands defines `add_commands(subparsers)`; this file only collects them,
-so a command lives next to the code it drives.
+Each module of this package adds its commands with `add_parser(subparsers)`; they are listed here
+explicitly. A command module imports the heavy parts of the package (torch, the network) inside the
+function that runs the command, so that building the parser (`a2sb --help`) stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from .errors import A2SBError, print_error
+from ..errors import A2SBError, print_error
+from . import bench, checkpoints, restore, training
 
-COMMAND_MODULES = [
-    "a2sb.commands_engine",
-    "a2sb.pipeline",
-    "a2sb.evaluate",
-    "a2sb.data",
-    "a2sb.train",
-]
+COMMANDS = (restore, checkpoints, bench, training)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="a2sb", description="Restore music with Audio-to-Audio Schrodinger Bridges.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # module not written yet
-                continue
-            raise
-        module.add_commands(sub)
+    for module in COMMANDS:
+        module.add_parser(sub)
     return parser
 
 
