@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 from scipy.signal import butter, sosfiltfilt
 
-from a2sb import pipeline
+from a2sb import levels, pipeline
 from a2sb.errors import A2SBError
 from a2sb.model import A2SBModel
 from a2sb.model import load_model as a2sb_load
@@ -122,15 +122,15 @@ def test_context_level_gain_undoes_a_known_per_bin_level_error():
     context = torch.from_numpy(rng.rayleigh(1.0, (2, 64, 40)))
     error_db = np.linspace(-15, 15, 64)  # the fill is this much too loud, bin by bin (within the bounds)
     fill = torch.from_numpy(rng.rayleigh(1.0, (2, 64, 12)) * 10 ** (error_db[:, None] / 20))
-    gain = pipeline.context_level_gain(fill, context, rows=1, floor=0.0)
+    gain = levels.context_level_gain(fill, context, rows=1, floor=0.0)
     # exact: the gain is the ratio of the two geometric means
     expected = np.exp(np.log(context.numpy()).mean(-1) - np.log(fill.numpy()).mean(-1))
     assert np.allclose(gain.numpy(), expected, rtol=1e-9)
     assert np.abs(20 * np.log10(gain.numpy()) + error_db).mean() < 3  # ≈ undoes the error (12 frames)
     # bounded, and smoothing a constant correction leaves it unchanged
-    bounded = pipeline.context_level_gain(fill * 1e6, context, rows=1, floor=0.0, bounds_db=(-50.0, 10.0))
+    bounded = levels.context_level_gain(fill * 1e6, context, rows=1, floor=0.0, bounds_db=(-50.0, 10.0))
     assert np.allclose(20 * np.log10(bounded.numpy()), -50.0)
-    flat = pipeline.context_level_gain(context[..., :12] * 0.1, context[..., :12], rows=9, floor=0.0)
+    flat = levels.context_level_gain(context[..., :12] * 0.1, context[..., :12], rows=9, floor=0.0)
     assert np.allclose(flat.numpy(), 10.0)
 
 
@@ -163,20 +163,20 @@ def test_level_match_gives_the_fill_the_spectral_level_of_the_context(toy):
 def test_band_level_gain_undoes_a_known_per_row_level_error():
     g = torch.Generator().manual_seed(0)
     reference = torch.rand(2, 1024, 40, generator=g, dtype=torch.float64) + 0.1
-    constant = pipeline.band_level_gain(reference * 10 ** (-25 / 20), reference, first_row=200, floor=0.0)
+    constant = levels.band_level_gain(reference * 10 ** (-25 / 20), reference, first_row=200, floor=0.0)
     assert torch.allclose(constant[:, 200:], torch.full((2, 824), 10 ** (25 / 20), dtype=constant.dtype))
     # a level error that varies across the band is undone up to its variation within a third of an octave
     error_db = torch.linspace(-30, 10, 1024, dtype=torch.float64)
     fill = reference * 10 ** (error_db / 20)[:, None]
-    gain = pipeline.band_level_gain(fill, reference, first_row=200, floor=0.0)
+    gain = levels.band_level_gain(fill, reference, first_row=200, floor=0.0)
     assert torch.equal(gain[:, :200], torch.ones(2, 200, dtype=gain.dtype))
     fixed_db = 20 * torch.log10(gain[:, 200:]) + error_db[200:]
     assert fixed_db.abs().max() < 3.0 and fixed_db.abs().median() < 0.6 < error_db[200:].abs().median()
     # bounded, and the band of a row at the edge holds no known rows: a louder known band is ignored
-    assert float(pipeline.band_level_gain(fill * 1e4, reference, 200, floor=0.0).min()) == pytest.approx(0.01)
+    assert float(levels.band_level_gain(fill * 1e4, reference, 200, floor=0.0).min()) == pytest.approx(0.01)
     louder_below = fill.clone()
     louder_below[:, :200] *= 100
-    assert torch.allclose(pipeline.band_level_gain(louder_below, reference, 200, floor=0.0), gain)
+    assert torch.allclose(levels.band_level_gain(louder_below, reference, 200, floor=0.0), gain)
 
 
 def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
@@ -210,18 +210,18 @@ def test_band_level_offsets_per_octave_and_between_cutoffs():
     table = {"cutoffs_hz": [4000, 8000], "octaves_db": [[1.0, 2.0, 3.0], [10.0, 20.0]]}
     rows = np.arange(1024)
     freqs = (rows + 1) * SR / 2048  # picture row r holds STFT bin r + 1
-    at4 = pipeline.band_level_offsets_db(table, 4000).numpy()
+    at4 = levels.band_level_offsets_db(table, 4000).numpy()
     expected = np.select([freqs <= 4000, freqs < 8000, freqs < 16000], [0.0, 1.0, 2.0], 3.0)
     assert np.array_equal(at4, expected)
-    at8 = pipeline.band_level_offsets_db(table, 8000).numpy()
+    at8 = levels.band_level_offsets_db(table, 8000).numpy()
     assert np.array_equal(at8, np.select([freqs <= 8000, freqs < 16000], [0.0, 10.0], 20.0))
     # halfway in log2 of the cutoff: the mean of the two tables, octave by octave above that cutoff
-    mid = pipeline.band_level_offsets_db(table, 4000 * 2**0.5).numpy()
+    mid = levels.band_level_offsets_db(table, 4000 * 2**0.5).numpy()
     fc = 4000 * 2**0.5
     assert np.allclose(mid, np.select([freqs <= fc, freqs < 2 * fc], [0.0, 5.5], 11.0))
-    assert np.array_equal(pipeline.band_level_offsets_db(table, 2000).numpy()[freqs > 16000], np.full(
+    assert np.array_equal(levels.band_level_offsets_db(table, 2000).numpy()[freqs > 16000], np.full(
         (freqs > 16000).sum(), 3.0))  # below the first cutoff: its table, the last octave's value above
-    assert np.array_equal(pipeline.band_level_offsets_db(table, 12000).numpy(),
+    assert np.array_equal(levels.band_level_offsets_db(table, 12000).numpy(),
                           np.where(freqs <= 12000, 0.0, 10.0))  # above the last: its table
 
 

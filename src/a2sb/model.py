@@ -32,7 +32,7 @@ BAND_LEVELS = ("off", "match", "cap")  # the model's band level match: none, ban
 
 
 def check_band_level_offsets(table: dict | None) -> dict | None:
-    """Validate a band level offset table (a2sb.pipeline.band_level_offsets_db): {"cutoffs_hz": [c, ...]
+    """Validate a band level offset table (a2sb.levels.band_level_offsets_db): {"cutoffs_hz": [c, ...]
     increasing, "octaves_db": [[dB per octave above c, lowest first], ...] one non-empty list per cutoff}."""
     if table is None:
         return None
