@@ -4,7 +4,7 @@
 
 Each run is `torchrun --standalone --nproc_per_node 2` of a toy script (three DDP steps of a linear layer,
 one all_gather, rank 0 a second late every other run, destroy_process_group) that ends either through the
-interpreter's shutdown or with os._exit(0), as `a2sb train` ranks do (a2sb.train._train_command). Prints
+interpreter's shutdown or with os._exit(0), as `a2sb train` ranks do (a2sb.cli.training._train_command). Prints
 the failed runs per ending and how many of them died of SIGABRT.
 """
 

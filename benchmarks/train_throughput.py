@@ -7,10 +7,10 @@ data loader alone.
     python benchmarks/train_throughput.py --presets cpu-small --threads 1 --precision fp32 bf16 \
         --memory-format channels_last contiguous --loader-workers     # CPU: layouts and precisions side by side
 
-The step is the real one (`a2sb.train.Trainer.train_step`: STFT picture and masks via build_batch,
+The step is the real one (`a2sb.training.trainer.Trainer.train_step`: STFT picture and masks via build_batch,
 bridge sample, forward/backward, clip, RAdam) on synthetic waveforms, so no audio files are needed;
 on CUDA it runs with the configured precision (bf16 autocast by default). The loader benchmark writes
-synthetic audio files to a temporary folder and times `a2sb.data.make_loader` (decode, crop, degrade),
+synthetic audio files to a temporary folder and times `a2sb.training.datasets.make_loader` (decode, crop, degrade),
 which needs soundfile.
 """
 
@@ -25,8 +25,11 @@ import time
 import numpy as np
 import torch
 
-from a2sb import train
 from a2sb.representation import N_ROWS
+from a2sb.training.config import DataConfig, load_config
+from a2sb.training.datasets import TrainingSet, make_loader
+from a2sb.training.pictures import build_batch
+from a2sb.training.trainer import Trainer
 
 SR = 44100
 
@@ -44,21 +47,19 @@ def synthetic_batch(batch: int, samples: int, seed: int = 0) -> dict:
 
 def bench_step(preset: str, batch: int, samples: int, steps: int, warmup: int, device: str,
                precision: str, memory_format: str = "channels_last") -> dict:
-    from a2sb import data
-
-    config = train.load_config({
+    config = load_config({
         "model": {"preset": preset},
         "data": {"manifests": [], "segment_samples": samples},
         "trainer": {"batch_size": batch, "precision": precision, "device": device},
     })
     dev = torch.device(device)
-    trainer = train.Trainer(config, dev)
+    trainer = Trainer(config, dev)
     if memory_format == "contiguous":  # the trainer's own is channels_last: compare with the plain layout
         trainer.module.to(memory_format=torch.contiguous_format)
     raw = {k: v.to(dev) for k, v in synthetic_batch(batch, samples).items()}
 
     def build(b):
-        return data.build_batch(b, prior=config.data.x1_prior())
+        return build_batch(b, prior=config.data.x1_prior())
 
     def sync():
         if dev.type == "cuda":
@@ -74,7 +75,7 @@ def bench_step(preset: str, batch: int, samples: int, steps: int, warmup: int, d
         result = trainer.train_step([raw], warmup + s, build=build)
     sync()
     elapsed = time.perf_counter() - start
-    params = sum(p.numel() for p in trainer.module.net.parameters())
+    params = sum(p.numel() for p in trainer.net.parameters())
     out = {"preset": preset, "precision": precision, "layout": memory_format, "params_M": params / 1e6,
            "batch": batch, "s_per_step": elapsed / steps,
            "samples_per_s": batch * steps / elapsed, "loss": result.loss}
@@ -84,8 +85,6 @@ def bench_step(preset: str, batch: int, samples: int, steps: int, warmup: int, d
 
 
 def bench_loader(workers: int, batch: int, samples: int, batches: int, folder: str) -> dict:
-    from a2sb import data
-
     manifest = os.path.join(folder, "manifest.csv")
     if not os.path.exists(manifest):
         import soundfile as sf
@@ -102,9 +101,9 @@ def bench_loader(workers: int, batch: int, samples: int, batches: int, folder: s
             rows.append(f"train,{path},20.0,{rate}")
         with open(manifest, "w") as f:
             f.write("\n".join(rows) + "\n")
-    config = data.DataConfig.from_dict({"manifests": [manifest], "segment_samples": samples})
-    ds = data.TrainingSet(config, seed=0)
-    loader = data.make_loader(ds, batch, workers=workers)
+    config = DataConfig.from_dict({"manifests": [manifest], "segment_samples": samples})
+    ds = TrainingSet(config, seed=0)
+    loader = make_loader(ds, batch, workers=workers)
     it = iter(loader)
     next(it)  # worker start-up is not throughput
     start = time.perf_counter()

@@ -9,12 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from a2sb import data
 from a2sb.audio import read_audio, resample
 from a2sb.cli import main as cli_main
 from a2sb.errors import A2SBError
 from a2sb.prior import Prior
 from a2sb.representation import N_ROWS, row_of_frequency, to_representation
+from a2sb.training import datasets, manifests, pictures
+from a2sb.training.config import DataConfig, load_data_config
 
 SR = 44100
 SHORT = 512 * 127  # 65 024 samples -> 128 frames: a cheap segment for statistics
@@ -42,14 +43,14 @@ def manifest(path, rows, header=True):
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         if header:
-            w.writerow(data.MANIFEST_HEADER[: len(rows[0])])
+            w.writerow(manifests.MANIFEST_HEADER[: len(rows[0])])
         w.writerows(rows)
     return path
 
 
-def config(man, **kw) -> data.DataConfig:
+def config(man, **kw) -> DataConfig:
     kw.setdefault("p_waveform_lowpass", 0.0)
-    return data.DataConfig(manifests=[{"path": str(man), "weight": 1.0}], **kw)
+    return DataConfig(manifests=[{"path": str(man), "weight": 1.0}], **kw)
 
 
 @pytest.fixture
@@ -63,17 +64,17 @@ def mono(tmp_path):
 
 
 def test_config_round_trip_and_errors():
-    cfg = data.DataConfig.from_dict({"manifests": ["x.csv", {"path": "y.csv", "weight": 2}], "p_bwe": 1.0})
+    cfg = DataConfig.from_dict({"manifests": ["x.csv", {"path": "y.csv", "weight": 2}], "p_bwe": 1.0})
     assert cfg.manifests == [{"path": "x.csv", "weight": 1.0}, {"path": "y.csv", "weight": 2.0}]
-    assert data.DataConfig.from_dict(cfg.to_dict()) == cfg
-    d = data.DataConfig().to_dict()
+    assert DataConfig.from_dict(cfg.to_dict()) == cfg
+    d = DataConfig().to_dict()
     assert d["segment_samples"] == 130560 and d["normalise"] == "published" and d["min_true_sr"] == 32000
-    with pytest.raises(A2SBError, match="unknown setting"):
-        data.DataConfig.from_dict({"p_bwee": 0.5})
+    with pytest.raises(A2SBError, match="unknown key.*data.*"):
+        DataConfig.from_dict({"p_bwee": 0.5})
     with pytest.raises(A2SBError):
-        data.DataConfig(p_bwe=0, p_extension=0, p_inpaint=0)
+        DataConfig(p_bwe=0, p_extension=0, p_inpaint=0)
     with pytest.raises(A2SBError):
-        data.DataConfig(normalise="rms")
+        DataConfig(normalise="rms")
 
 
 # ------------------------------------------------------------------------------------------ manifests
@@ -88,35 +89,35 @@ def test_manifest_write_read_and_columns(tmp_path, capsys):
     (root / "._f0.flac").write_bytes(b"\0" * 100)  # macOS resource fork: ignored silently
     (root / "broken.wav").write_bytes(b"RIFF\0\0\0\0WAVEjunk")
     out = tmp_path / "m.csv"
-    summary = data.write_manifest([root], out, estimate_bandwidth=False)
+    summary = manifests.write_manifest([root], out, estimate_bandwidth=False)
     printed = capsys.readouterr()
     assert summary["rows"] == 4 and len(summary["skipped"]) == 1 and summary["skipped"][0].endswith("broken.wav")
     assert "skipped 1 unreadable" in printed.out and "broken.wav" in printed.err
     lines = out.read_text().splitlines()
     assert lines[0] == "split,file_path,duration,estimated_true_sr"
-    rows = data.read_manifest(out)
+    rows = manifests.read_manifest(out)
     by_name = {r["path"].rsplit("/", 1)[-1]: r for r in rows}
     assert set(by_name) == {"f0.flac", "f1.flac", "f2.flac", "g.wav"}
     assert by_name["f0.flac"]["duration"] == pytest.approx(0.5)
     assert by_name["g.wav"]["true_sr"] == 48000 and by_name["f1.flac"]["true_sr"] == 44100
-    assert all(r["split"] in data.SPLITS for r in rows)
+    assert all(r["split"] in manifests.SPLITS for r in rows)
 
     # 3 columns (published), relative paths resolved against the manifest's folder
     three = manifest(tmp_path / "three.csv", [("train", "music/f0.flac", 0.5), ("test", "music/f1.flac", 0.5)])
-    rows3 = data.read_manifest(three)
+    rows3 = manifests.read_manifest(three)
     assert [r["true_sr"] for r in rows3] == [None, None]
     assert rows3[0]["path"] == str(tmp_path / "music" / "f0.flac")
     bad = tmp_path / "bad.csv"
     bad.write_text("split,file_path,duration\ntrain,x.wav\n")
     with pytest.raises(A2SBError, match="bad.csv:2"):
-        data.read_manifest(bad)
+        manifests.read_manifest(bad)
 
 
 def test_split_is_deterministic_and_by_folder_keeps_folders_together(tmp_path):
     keys = [f"album{i}/track{j}.wav" for i in range(40) for j in range(25)]
-    splits = [data.split_of(k, (0.8, 0.1, 0.1), seed=3) for k in keys]
-    assert splits == [data.split_of(k, (0.8, 0.1, 0.1), seed=3) for k in keys]
-    assert splits != [data.split_of(k, (0.8, 0.1, 0.1), seed=4) for k in keys]
+    splits = [manifests.split_of(k, (0.8, 0.1, 0.1), seed=3) for k in keys]
+    assert splits == [manifests.split_of(k, (0.8, 0.1, 0.1), seed=3) for k in keys]
+    assert splits != [manifests.split_of(k, (0.8, 0.1, 0.1), seed=4) for k in keys]
     share = splits.count("train") / len(splits)
     assert 0.75 < share < 0.85 and splits.count("validation") > 50 and splits.count("test") > 50
 
@@ -125,16 +126,16 @@ def test_split_is_deterministic_and_by_folder_keeps_folders_together(tmp_path):
         for t in range(3):
             write(root / f"album{a}" / f"t{t}.wav", noise(0.05, seed=a * 10 + t), subtype="PCM_16")
     out = tmp_path / "m.csv"
-    data.write_manifest([root], out, split_fractions=(0.5, 0.25, 0.25), by="folder", seed=1,
+    manifests.write_manifest([root], out, split_fractions=(0.5, 0.25, 0.25), by="folder", seed=1,
                         estimate_bandwidth=False, verbose=False)
-    rows = data.read_manifest(out)
+    rows = manifests.read_manifest(out)
     folders: dict[str, set] = {}
     for r in rows:
         folders.setdefault(r["path"].rsplit("/", 2)[-2], set()).add(r["split"])
     assert len(folders) == 8 and all(len(s) == 1 for s in folders.values())
     assert len(set.union(*folders.values())) > 1  # several splits are used
     again = tmp_path / "again.csv"
-    data.write_manifest([root], again, split_fractions=(0.5, 0.25, 0.25), by="folder", seed=1,
+    manifests.write_manifest([root], again, split_fractions=(0.5, 0.25, 0.25), by="folder", seed=1,
                         estimate_bandwidth=False, verbose=False)
     assert again.read_text() == out.read_text()
 
@@ -146,8 +147,8 @@ def test_manifest_bandwidth_column(tmp_path):
     x = noise(3.0, level=0.2)[0]
     write(tmp_path / "d" / "full.wav", x)
     write(tmp_path / "d" / "lp.wav", lowpass(x, SR, 8000.0, kind="ellip", order=8))
-    data.write_manifest([tmp_path / "d"], tmp_path / "m.csv", verbose=False)
-    rows = {r["path"].rsplit("/", 1)[-1]: r["true_sr"] for r in data.read_manifest(tmp_path / "m.csv")}
+    manifests.write_manifest([tmp_path / "d"], tmp_path / "m.csv", verbose=False)
+    rows = {r["path"].rsplit("/", 1)[-1]: r["true_sr"] for r in manifests.read_manifest(tmp_path / "m.csv")}
     assert rows["full.wav"] == SR
     assert abs(rows["lp.wav"] - 16000) < 0.05 * 16000
 
@@ -157,7 +158,7 @@ def test_cli_manifest(tmp_path, capsys):
     out = tmp_path / "m.csv"
     code = cli_main(["data", "manifest", str(tmp_path / "d"), "-o", str(out), "--no-bandwidth",
                      "--split", "0,1,0", "--by", "folder", "--seed", "2"])
-    assert code == 0 and data.read_manifest(out)[0]["split"] == "validation"
+    assert code == 0 and manifests.read_manifest(out)[0]["split"] == "validation"
     assert cli_main(["data", "manifest", str(tmp_path / "nowhere"), "-o", str(out)]) == 2
     assert "no such folder" in capsys.readouterr().err
 
@@ -169,13 +170,13 @@ def test_items_are_pure_functions_of_seed_and_index(tmp_path):
     files = [write(tmp_path / f"{i}.wav", noise(3.0 + i, seed=i)) for i in range(3)]
     man = manifest(tmp_path / "m.csv", [("train", str(f), 3.0 + i) for i, f in enumerate(files)])
     cfg = config(man, p_waveform_lowpass=0.5, lowpass_kinds=["butter", "fir"])
-    a, b = data.TrainingSet(cfg, seed=7), data.TrainingSet(cfg, seed=7)
+    a, b = datasets.TrainingSet(cfg, seed=7), datasets.TrainingSet(cfg, seed=7)
     for index in (0, 5, 123456):
         x, y = a[index], b[index]
         assert x.keys() == y.keys()
         assert all(same(x[k], y[k]) for k in x)
     assert not same(a[0]["clean"], a[1]["clean"])
-    assert not same(a[0]["clean"], data.TrainingSet(cfg, seed=8)[0]["clean"])
+    assert not same(a[0]["clean"], datasets.TrainingSet(cfg, seed=8)[0]["clean"])
     assert len(a) == cfg.epoch_length
 
 
@@ -183,7 +184,7 @@ def test_crop_equals_slice_of_whole_file(tmp_path):
     x = noise(5.0, level=0.3)
     f = write(tmp_path / "a.flac", x, subtype="PCM_24")
     man = manifest(tmp_path / "m.csv", [("train", str(f), 5.0)])
-    ds = data.TrainingSet(config(man))
+    ds = datasets.TrainingSet(config(man))
     full, _ = read_audio(f)
     starts = set()
     for i in range(6):
@@ -200,14 +201,14 @@ def test_resampled_and_short_files(tmp_path):
     short = write(tmp_path / "short.wav", noise(1.0, seed=3))
     man48 = manifest(tmp_path / "m48.csv", [("train", str(f48), 4.0)])
     full = resample(read_audio(f48, sample_rate=None)[0], 48000, SR)[0]
-    ds = data.TrainingSet(config(man48))
+    ds = datasets.TrainingSet(config(man48))
     for i in range(3):
         item = ds[i]
         s = int(item["start"])
         assert item["clean"].shape == (130560,)
         assert np.abs(item["clean"].numpy() - full[s:s + 130560]).max() < 1e-5
 
-    item = data.TrainingSet(config(manifest(tmp_path / "ms.csv", [("train", str(short), 1.0)])))[0]
+    item = datasets.TrainingSet(config(manifest(tmp_path / "ms.csv", [("train", str(short), 1.0)])))[0]
     assert int(item["start"]) == 0
     np.testing.assert_array_equal(item["clean"][:SR].numpy(), read_audio(short)[0][0])
     assert not item["clean"][SR:].any()
@@ -220,7 +221,7 @@ def test_stereo_channel_choice(tmp_path):
     man = manifest(tmp_path / "m.csv", [("train", str(f), 4.0)])
     full = read_audio(f)[0]
     seen = set()
-    ds = data.TrainingSet(config(man, channel="random"))
+    ds = datasets.TrainingSet(config(man, channel="random"))
     for i in range(12):
         item = ds[i]
         s = int(item["start"])
@@ -228,7 +229,7 @@ def test_stereo_channel_choice(tmp_path):
         assert len(match) == 1
         seen.add(match[0])
     assert seen == {0, 1}
-    item = data.TrainingSet(config(man, channel="mean"))[0]
+    item = datasets.TrainingSet(config(man, channel="mean"))[0]
     s = int(item["start"])
     np.testing.assert_allclose(item["clean"].numpy(), full[:, s:s + 130560].mean(0), atol=1e-7)
 
@@ -238,14 +239,14 @@ def test_normalisation(tmp_path):
     loud = write(tmp_path / "loud.wav", (2.0 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
     positive = write(tmp_path / "pos.wav", (0.3 + 0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32))
     man = manifest(tmp_path / "m.csv", [("train", str(loud), 3.0)])
-    clean = data.TrainingSet(config(man))[0]["clean"]
+    clean = datasets.TrainingSet(config(man))[0]["clean"]
     assert clean.abs().max() == pytest.approx(1.0, abs=1e-6)
     man = manifest(tmp_path / "p.csv", [("train", str(positive), 3.0)])
-    item = data.TrainingSet(config(man))[0]
+    item = datasets.TrainingSet(config(man))[0]
     raw = read_audio(positive)[0][0, int(item["start"]):int(item["start"]) + 130560]
     np.testing.assert_allclose(item["clean"].numpy(), 2 * raw - 1, atol=1e-6)
     # loudness: -20 dBFS ± 6 dB
-    ds = data.TrainingSet(config(man, normalise="loudness", loudness_target_db=-20.0, loudness_jitter_db=6.0))
+    ds = datasets.TrainingSet(config(man, normalise="loudness", loudness_target_db=-20.0, loudness_jitter_db=6.0))
     levels = []
     for i in range(10):
         x = ds[i]["clean"].double()
@@ -258,11 +259,11 @@ def test_unreadable_files_are_skipped_deterministically(tmp_path):
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF" + b"\x00" * 64)
     man = manifest(tmp_path / "m.csv", [("train", str(good), 3.0), ("train", str(bad), 30.0)])
-    ds = data.TrainingSet(config(man, segment_samples=SHORT))
+    ds = datasets.TrainingSet(config(man, segment_samples=SHORT))
     items = [ds[i] for i in range(6)]  # the bad file carries 10/11 of the weight: it is drawn
     assert ds.bad_files == 1 and ds.failures == 1 and ds.skipped_reads >= 1
     assert all(ds.file_path(int(it["source"])) == str(good) for it in items)
-    fresh = data.TrainingSet(config(man, segment_samples=SHORT))
+    fresh = datasets.TrainingSet(config(man, segment_samples=SHORT))
     assert all(same(fresh[i]["clean"], items[i]["clean"]) for i in range(6))
 
 
@@ -270,15 +271,15 @@ def test_sr_loss_mask_column(tmp_path):
     f = [write(tmp_path / f"{i}.wav", noise(3.0, seed=i)) for i in range(3)]
     man = manifest(tmp_path / "m.csv", [("train", str(f[0]), 3.0, 32000), ("train", str(f[1]), 3.0, 22050),
                                         ("train", str(f[2]), 3.0, 44100)])
-    ds = data.TrainingSet(config(man, p_bwe=0, p_inpaint=1))
+    ds = datasets.TrainingSet(config(man, p_bwe=0, p_inpaint=1))
     rows = {ds.file_path(int(it["source"])): int(it["true_row"]) for it in (ds[i] for i in range(20))}
     assert rows == {str(f[0]): row_of_frequency(16000), str(f[2]): N_ROWS}  # 22.05 kHz file dropped
     assert row_of_frequency(16000) == 743
-    ds = data.TrainingSet(config(man, apply_sr_loss_mask=False))
+    ds = datasets.TrainingSet(config(man, apply_sr_loss_mask=False))
     assert {int(ds[i]["true_row"]) for i in range(20)} == {N_ROWS}
     # BWE cutoffs stay inside a narrow file's true band
     narrow = manifest(tmp_path / "n.csv", [("train", str(f[1]), 3.0, 20000)])
-    ds = data.TrainingSet(config(narrow, p_bwe=1, p_inpaint=0, min_true_sr=16000, segment_samples=SHORT))
+    ds = datasets.TrainingSet(config(narrow, p_bwe=1, p_inpaint=0, min_true_sr=16000, segment_samples=SHORT))
     rows = [int(ds[i]["cutoff_row"]) for i in range(30)]
     assert 92 <= min(rows) and max(rows) < row_of_frequency(10000) == int(ds[0]["true_row"])
 
@@ -287,7 +288,7 @@ def test_degradation_statistics(tmp_path):
     f = write(tmp_path / "a.wav", noise(2.0))
     man = manifest(tmp_path / "m.csv", [("train", str(f), 2.0)])
     cfg = config(man, segment_samples=SHORT, p_bwe=0.5, p_extension=0.2, p_inpaint=0.3)
-    ds = data.TrainingSet(cfg)
+    ds = datasets.TrainingSet(cfg)
     width = cfg.frames
     assert width == 128
     lo, hi = row_of_frequency(2000), row_of_frequency(16000)
@@ -296,11 +297,11 @@ def test_degradation_statistics(tmp_path):
     for i in range(400):
         item = ds[i]
         r, (a, b), kind = int(item["cutoff_row"]), item["gap"].tolist(), int(item["kind"])
-        if kind == data.BWE:
+        if kind == datasets.BWE:
             assert (a, b) == (0, 0)
             kinds.append("bwe")
             rows.append(r)
-        elif kind == data.EXTENSION:
+        elif kind == datasets.EXTENSION:
             assert r == N_ROWS and (a == 0 or b == width) and 32 <= (b if a == 0 else a) < width - 32
             kinds.append("ext")
         else:
@@ -319,7 +320,7 @@ def test_degradation_statistics(tmp_path):
 def test_waveform_lowpass_items(tmp_path):
     f = write(tmp_path / "a.wav", noise(3.0, level=0.2))
     man = manifest(tmp_path / "m.csv", [("train", str(f), 3.0)])
-    ds = data.TrainingSet(config(man, segment_samples=SHORT, p_bwe=1.0, p_inpaint=0.0, p_waveform_lowpass=1.0,
+    ds = datasets.TrainingSet(config(man, segment_samples=SHORT, p_bwe=1.0, p_inpaint=0.0, p_waveform_lowpass=1.0,
                                  lowpass_kinds=["brickwall", "ellip", "no-such-filter"], lowpass_orders=[8]))
     assert ds.lowpass_kinds == ["brickwall", "ellip"]
     for i in range(4):
@@ -341,18 +342,18 @@ def test_validation_set(tmp_path):
     man = manifest(tmp_path / "m.csv", [("validation", str(f), 7.0) for f in files] +
                    [("train", str(files[0]), 7.0)])
     cfg = config(man)
-    ds = data.ValidationSet(cfg, max_files=2, max_items=3)
+    ds = datasets.ValidationSet(cfg, max_files=2, max_items=3)
     assert len(ds) == 3  # 2 files x 2 segments, capped at 3, shared round-robin
     sources = [ds.file_path(int(ds[i]["source"])) for i in range(3)]
     assert sorted(sources) == sorted([str(files[0]), str(files[0]), str(files[1])])
     t_seg = 130560 / SR + 0.001
     for i in range(len(ds)):
-        a, b = ds[i], data.ValidationSet(cfg, max_files=2, max_items=3)[i]
+        a, b = ds[i], datasets.ValidationSet(cfg, max_files=2, max_items=3)[i]
         assert all(same(a[k], b[k]) for k in a)
         assert int(a["start"]) in (0, int(t_seg * SR))
         cutoff, gap = int(a["cutoff_row"]), tuple(a["gap"].tolist())
         assert (cutoff, gap) in ((185, (0, 0)), (N_ROWS, (115, 140)))
-    full = data.ValidationSet(cfg)
+    full = datasets.ValidationSet(cfg)
     assert len(full) == 6
     kinds = {int(full[i]["cutoff_row"]) for i in range(len(full))}
     assert kinds == {185, N_ROWS}
@@ -376,7 +377,7 @@ def test_build_batch_masks_and_fill():
         "gap": torch.tensor([[0, 0], [0, 0], [10, 50]]),
         "true_row": torch.tensor([500, 150, N_ROWS]),
     }
-    out = data.build_batch(batch, generator=torch.Generator().manual_seed(1))
+    out = pictures.build_batch(batch, generator=torch.Generator().manual_seed(1))
     x0, x1, mask, loss = out["x0"], out["x1"], out["mask"], out["loss_mask"]
     assert x0.shape == x1.shape == (3, 3, N_ROWS, 128) and mask.shape == loss.shape == (3, 1, N_ROWS, 128)
     assert same(x0, to_representation(clean))
@@ -398,10 +399,10 @@ def test_build_batch_masks_and_fill():
     assert abs(float(hole.mean())) < 0.01 and abs(float(hole.std()) - 0.5) < 0.01
     assert all(abs(float(x1[0, c][~known[0]].std()) - 0.5) < 0.02 for c in range(3))
     # the same generator seed gives the same batch; an explicit noise is used as given
-    again = data.build_batch(batch, generator=torch.Generator().manual_seed(1))
+    again = pictures.build_batch(batch, generator=torch.Generator().manual_seed(1))
     assert same(again["x1"], x1)
     z = torch.ones_like(x0)
-    filled = data.build_batch(batch, noise=z, prior=Prior("noise", 0.25))["x1"]
+    filled = pictures.build_batch(batch, noise=z, prior=Prior("noise", 0.25))["x1"]
     assert same(filled[2][:, ~known[2]], torch.full_like(filled[2][:, ~known[2]], 0.25))
 
 
@@ -409,11 +410,11 @@ def test_build_batch_masks_and_fill():
 
 
 def test_step_sampler_indices():
-    s = data.StepSampler(4, start_step=3, world_size=2, rank=1, steps=2)
+    s = datasets.StepSampler(4, start_step=3, world_size=2, rank=1, steps=2)
     assert list(s) == [[28, 29, 30, 31], [36, 37, 38, 39]] and len(s) == 2
     seen = set()
     for rank in range(3):
-        for batch in data.StepSampler(5, start_step=0, world_size=3, rank=rank, steps=4):
+        for batch in datasets.StepSampler(5, start_step=0, world_size=3, rank=rank, steps=4):
             assert not seen & set(batch)
             seen |= set(batch)
     assert seen == set(range(60))
@@ -425,10 +426,10 @@ def test_loader_deterministic_with_workers_and_resumable(tmp_path):
     bad.write_bytes(b"RIFF" + b"\x01" * 64)
     man = manifest(tmp_path / "m.csv", [("train", str(f), 2.0) for f in files] + [("train", str(bad), 2.0)])
     cfg = config(man, segment_samples=512 * 31, p_waveform_lowpass=0.5, lowpass_kinds=["butter"])
-    run = list(data.make_loader(data.TrainingSet(cfg, seed=5), batch_size=3, start_step=0, steps=4))
-    ds = data.TrainingSet(cfg, seed=5)
-    with_workers = list(data.make_loader(ds, batch_size=3, start_step=0, workers=2, steps=4))
-    resumed = list(data.make_loader(data.TrainingSet(cfg, seed=5), batch_size=3, start_step=2, steps=2))
+    run = list(datasets.make_loader(datasets.TrainingSet(cfg, seed=5), batch_size=3, start_step=0, steps=4))
+    ds = datasets.TrainingSet(cfg, seed=5)
+    with_workers = list(datasets.make_loader(ds, batch_size=3, start_step=0, workers=2, steps=4))
+    resumed = list(datasets.make_loader(datasets.TrainingSet(cfg, seed=5), batch_size=3, start_step=2, steps=2))
     assert len(run) == len(with_workers) == 4
     for a, b in zip(run, with_workers):
         assert all(same(a[k], b[k]) for k in a)
@@ -442,6 +443,6 @@ def test_published_config_file_loads():
     from importlib import resources
 
     path = resources.files("a2sb") / "configs" / "data_published.yaml"
-    cfg = data.load_data_config(path)
+    cfg = load_data_config(path)
     assert (cfg.p_bwe, cfg.p_extension, cfg.p_inpaint) == (0.5, 0.0, 0.5)
     assert cfg.channel == "mean" and cfg.p_waveform_lowpass == 0 and cfg.manifests[0]["path"] == "train.csv"

@@ -1,11 +1,11 @@
 """The x1 prior: the published noise fill and our DSP estimate (band replication, similarity copy), in
-training batches (a2sb.data.build_batch) and in restoration (a2sb.pipeline), which must agree."""
+training batches (a2sb.training.pictures.build_batch) and in restoration (a2sb.pipeline), which must agree."""
 
 import numpy as np
 import pytest
 import torch
 
-from a2sb import data, prior
+from a2sb import prior
 from a2sb.errors import A2SBError
 from a2sb.metrics import lsd
 from a2sb.model import A2SBModel
@@ -14,6 +14,7 @@ from a2sb.pipeline import restore_audio
 from a2sb.prior import Prior, fill, gap_runs, similarity_source, widen
 from a2sb.representation import HOP, istft, spec_to_representation, stft
 from a2sb.sbr import sbr_spectrum
+from a2sb.training import config, datasets, pictures
 
 SR = 44100
 
@@ -89,20 +90,20 @@ def one_item(clean, kind, cutoff_row=1024, gap=(0, 0), context=None, valid=None)
 
 def test_build_batch_dsp_prior_is_band_replication_above_the_cutoff():
     clean = periodic(1.0, 40 * HOP)
-    batch = one_item(clean, data.BWE, cutoff_row=186)
-    x1 = data.build_batch(batch, prior=Prior("dsp", 0.0))["x1"]
-    expected = spec_to_representation(sbr_spectrum(stft(torch.from_numpy(clean)), data.cutoff_of_row(186)))
+    batch = one_item(clean, datasets.BWE, cutoff_row=186)
+    x1 = pictures.build_batch(batch, prior=Prior("dsp", 0.0))["x1"]
+    expected = spec_to_representation(sbr_spectrum(stft(torch.from_numpy(clean)), prior.cutoff_of_row(186)))
     assert torch.allclose(x1[0, :, 186:], expected[:, 186:], atol=1e-5)
-    assert torch.equal(x1[0, :, :186], data.build_batch(batch)["x1"][0, :, :186])  # the known band as is
+    assert torch.equal(x1[0, :, :186], pictures.build_batch(batch)["x1"][0, :, :186])  # the known band as is
 
 
 def test_build_batch_dsp_prior_copies_a_repeat_into_the_gap():
     period, pad = 40 * HOP, 60 * HOP
     whole = periodic(6.0, period)
     segment = whole[pad:pad + 256 * HOP]
-    batch = one_item(segment, data.INPAINT, gap=(100, 140), context=whole[:len(segment) + 2 * pad],
+    batch = one_item(segment, datasets.INPAINT, gap=(100, 140), context=whole[:len(segment) + 2 * pad],
                      valid=(0, len(segment) + 2 * pad))
-    out = data.build_batch(batch, prior=Prior("dsp", 0.0))
+    out = pictures.build_batch(batch, prior=Prior("dsp", 0.0))
     x0, x1 = out["x0"][0], out["x1"][0]
     # an exact repeat: the truth (compared as complex values: the phase of a near-zero bin is arbitrary)
     def complex_of(x):
@@ -110,7 +111,7 @@ def test_build_batch_dsp_prior_copies_a_repeat_into_the_gap():
 
     truth = complex_of(x0[..., 100:140])
     assert (complex_of(x1[..., 100:140]) - truth).abs().max() < 1e-4 * truth.abs().max()
-    noise_only = data.build_batch(batch, prior=Prior("noise", 0.0))["x1"][0]
+    noise_only = pictures.build_batch(batch, prior=Prior("noise", 0.0))["x1"][0]
     assert torch.count_nonzero(noise_only[..., 100:140]) == 0
 
 
@@ -121,18 +122,18 @@ def test_training_items_carry_context_for_the_dsp_prior(tmp_path):
     sf.write(path, periodic(20.0, 40 * HOP), SR)
     manifest = tmp_path / "m.csv"
     manifest.write_text(f"split,file_path,duration\ntrain,{path},20.0\n")
-    cfg = data.DataConfig.from_dict({"manifests": [str(manifest)], "prior": "dsp", "prior_context_s": 1.0,
+    cfg = config.DataConfig.from_dict({"manifests": [str(manifest)], "prior": "dsp", "prior_context_s": 1.0,
                                      "p_bwe": 0, "p_inpaint": 1, "workers": 0, "normalise": "loudness",
                                      "loudness_jitter_db": 0})
-    item = data.TrainingSet(cfg, seed=3)[0]
+    item = datasets.TrainingSet(cfg, seed=3)[0]
     pad = cfg.context_samples
     assert pad == round(SR / HOP) * HOP
     assert item["context"].shape[-1] == item["clean"].shape[-1] + 2 * pad
     lo, hi = item["context_valid"].tolist()
     middle = item["context"][pad:pad + item["clean"].shape[-1]]
     assert torch.equal(middle, item["clean"]) and 0 <= lo <= pad and hi <= item["context"].shape[-1]
-    plain = data.DataConfig.from_dict({"manifests": [str(manifest)], "workers": 0})
-    assert data.TrainingSet(plain, seed=3)[0]["context"].numel() == 0  # the noise prior reads no context
+    plain = config.DataConfig.from_dict({"manifests": [str(manifest)], "workers": 0})
+    assert datasets.TrainingSet(plain, seed=3)[0]["context"].numel() == 0  # the noise prior reads no context
 
 
 class ZeroNet(A2SBModel):
@@ -233,3 +234,31 @@ def test_band_level_reuses_the_dsp_estimate_and_keeps_band_replication(monkeypat
     assert len(calls) == blocks  # one estimate per block: the prior's is the level reference too
     # x1 is band replication itself (zero network), so matching it to band replication changes little
     assert np.abs(level_bias(plain, matched, 4000)).max() < 1.0
+
+
+def test_both_entry_points_of_the_dsp_estimate_give_the_band_replication_exactly():
+    """Training (`batch_estimate` via build_batch) and restoration (`PictureEstimate`) go through the one
+    estimate; each equals band replication computed here from a2sb.sbr directly, to the bit."""
+    from a2sb.sbr import sbr_slope
+
+    clean = periodic(1.0, 40 * HOP)
+    spec = stft(torch.from_numpy(clean))
+    batch = one_item(clean, datasets.BWE, cutoff_row=186)
+    cutoff = prior.cutoff_of_row(186)
+    trained = prior.batch_estimate(spec[None], batch)[0]
+    assert torch.equal(trained, spec_to_representation(sbr_spectrum(spec, cutoff)))
+    x1 = pictures.build_batch(batch, prior=Prior("dsp", 0.0))["x1"][0]
+    assert torch.equal(x1[:, 186:], trained[:, 186:])  # noise of std 0: x1 is the estimate in the band
+
+    g = torch.Generator().manual_seed(2)
+    stereo = stft(torch.randn(2, 300 * HOP, generator=g) * torch.tensor([[1.0], [0.4]]))
+    frames = stereo.shape[-1]
+    for mix in (0.0, 0.6):
+        estimate = prior.PictureEstimate(lambda a, b: stereo[..., a:b], frames, 6000.0,
+                                         torch.zeros(frames, dtype=torch.bool), Prior("dsp", stereo_mix=mix))
+        # 301 frames: one block of SLOPE_BLOCK_FRAMES, the first, sets the envelope slope
+        slope = sbr_slope(stereo[..., :256].abs().square().mean(-1).double(), 6000.0).float()
+        window = stereo[..., 20:84]
+        expected = spec_to_representation(prior.stereo_blend(sbr_spectrum(window, 6000.0, slope), mix))
+        assert torch.equal(estimate(20, 84), expected)
+    assert not torch.equal(estimate(20, 84), spec_to_representation(sbr_spectrum(window, 6000.0, slope)))

@@ -19,8 +19,17 @@ import soundfile as sf
 import torch
 import yaml
 
-from a2sb import train
 from a2sb.errors import A2SBError
+from a2sb.network import AttnUNetF
+from a2sb.training import trainer as trainer_module
+from a2sb.training.config import OptimSection, TrainConfig, TrainerSection, load_config, save_config
+from a2sb.training.datasets import TrainingSet
+from a2sb.training.distributed import DistInfo, distributed_env
+from a2sb.training.export import export_runs
+from a2sb.training.loop import run_training
+from a2sb.training.pictures import build_batch
+from a2sb.training.state import load_checkpoint
+from a2sb.training.trainer import EMA, Trainer, init_weights, learning_rate
 
 SR = 44100
 SEGMENT = 3584
@@ -69,8 +78,8 @@ def micro_dict(manifest, run_dir, **sections) -> dict:
     return d
 
 
-def micro_config(manifest, run_dir, **sections) -> train.TrainConfig:
-    return train.load_config(micro_dict(manifest, run_dir, **sections))
+def micro_config(manifest, run_dir, **sections) -> TrainConfig:
+    return load_config(micro_dict(manifest, run_dir, **sections))
 
 
 def train_losses(run_dir) -> dict[int, float]:
@@ -87,7 +96,7 @@ def records(run_dir, kind):
 
 @pytest.mark.parametrize("name", ["pretrain", "t_finetune_2split_0.0_0.5", "t_finetune_2split_0.5_1.0", "tiny"])
 def test_bundled_configs_load(name):
-    config = train.load_config(name)
+    config = load_config(name)
     assert config.data.segment_samples in (130560, 15872)
     if name == "pretrain":
         assert (config.optim.lr, config.optim.grad_clip, config.trainer.precision) == (8e-5, 0.5, "bf16")
@@ -100,11 +109,11 @@ def test_bundled_configs_load(name):
 
 def test_defaults_are_the_published_ones(manifest, tmp_path):
     config = micro_config(manifest, tmp_path)
-    o = train.OptimSection()
+    o = OptimSection()
     assert (o.lr, o.weight_decay, tuple(o.betas), o.eps, o.grad_clip, o.ema_decay) == (8e-5, 1e-8, (0.9, 0.999),
                                                                                       1e-8, 0.5, 0.0)
-    assert train.TrainerSection().precision == "auto"  # the published bf16 on CUDA, float32 on a CPU
-    trainer = train.Trainer(train.load_config(micro_dict(manifest, tmp_path, optim={"lr": 8e-5})))
+    assert TrainerSection().precision == "auto"  # the published bf16 on CUDA, float32 on a CPU
+    trainer = Trainer(load_config(micro_dict(manifest, tmp_path, optim={"lr": 8e-5})))
     group = trainer.optimizer.param_groups[0]
     assert isinstance(trainer.optimizer, torch.optim.RAdam) and group["decoupled_weight_decay"]
     assert (group["lr"], group["weight_decay"], group["betas"], group["eps"]) == (8e-5, 1e-8, (0.9, 0.999), 1e-8)
@@ -114,8 +123,8 @@ def test_defaults_are_the_published_ones(manifest, tmp_path):
 
 
 def test_precision_auto_is_float32_on_cpu_and_bf16_when_asked(manifest, tmp_path):
-    auto = train.Trainer(train.load_config(micro_dict(manifest, tmp_path, trainer={"precision": "auto"})))
-    bf16 = train.Trainer(train.load_config(micro_dict(manifest, tmp_path, trainer={"precision": "bf16"})))
+    auto = Trainer(load_config(micro_dict(manifest, tmp_path, trainer={"precision": "auto"})))
+    bf16 = Trainer(load_config(micro_dict(manifest, tmp_path, trainer={"precision": "bf16"})))
     assert auto.autocast_dtype is None and bf16.autocast_dtype == torch.bfloat16
     with bf16.autocast():
         out = bf16.module(torch.zeros(1, 3, 32, 16), torch.full((1,), 0.5))
@@ -125,36 +134,36 @@ def test_precision_auto_is_float32_on_cpu_and_bf16_when_asked(manifest, tmp_path
 def test_config_errors_and_overrides(manifest, tmp_path):
     base = micro_dict(manifest, tmp_path)
     with pytest.raises(A2SBError, match="unknown key.*optim.*lrr"):
-        train.load_config({**base, "optim": {"lrr": 1}})
+        load_config({**base, "optim": {"lrr": 1}})
     with pytest.raises(A2SBError, match="unknown config section"):
-        train.load_config({**base, "optimizer": {}})
+        load_config({**base, "optimizer": {}})
     with pytest.raises(A2SBError, match="unknown key.*model"):
-        train.load_config({**base, "model": {"preset": "tiny", "width": 3}})
+        load_config({**base, "model": {"preset": "tiny", "width": 3}})
     with pytest.raises(A2SBError, match="data config"):
-        train.load_config({**base, "data": {"manifests": [manifest], "segment": 1}})
+        load_config({**base, "data": {"manifests": [manifest], "segment": 1}})
     with pytest.raises(A2SBError, match="segment_samples=16384 gives 33 frames.*15872"):
-        train.load_config({**base, "model": {"preset": "tiny"}, "data": {"segment_samples": 16384}})
+        load_config({**base, "model": {"preset": "tiny"}, "data": {"segment_samples": 16384}})
     with pytest.raises(A2SBError, match="t_min < t_max"):
-        train.load_config({**base, "bridge": {"t_min": 0.5, "t_max": 0.5}})
+        load_config({**base, "bridge": {"t_min": 0.5, "t_max": 0.5}})
     with pytest.raises(A2SBError, match="expected int"):
-        train.load_config(base, ["trainer.batch_size=2.5"])
+        load_config(base, ["trainer.batch_size=2.5"])
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(base))
-    config = train.load_config(path, ["optim.lr=3e-4", "bridge.t_max=0.5", "trainer.max_steps=7"])
+    config = load_config(path, ["optim.lr=3e-4", "bridge.t_max=0.5", "trainer.max_steps=7"])
     assert config.optim.lr == 3e-4 and isinstance(config.optim.lr, float)  # YAML reads 3e-4 as a string
     assert config.bridge.t_max == 0.5 and config.trainer.max_steps == 7
     # a saved config reloads to the same thing
-    train.save_config(config, tmp_path / "again.yaml")
-    assert train.load_config(tmp_path / "again.yaml").to_dict() == config.to_dict()
+    save_config(config, tmp_path / "again.yaml")
+    assert load_config(tmp_path / "again.yaml").to_dict() == config.to_dict()
 
 
 def test_distributed_env():
-    assert train.distributed_env({}) == train.DistInfo(1, 0, 0)
-    assert train.distributed_env({"WORLD_SIZE": "8", "RANK": "3", "LOCAL_RANK": "3"}) == train.DistInfo(8, 3, 3)
+    assert distributed_env({}) == DistInfo(1, 0, 0)
+    assert distributed_env({"WORLD_SIZE": "8", "RANK": "3", "LOCAL_RANK": "3"}) == DistInfo(8, 3, 3)
     slurm = {"SLURM_NTASKS": "16", "SLURM_PROCID": "9", "SLURM_LOCALID": "1"}
-    assert train.distributed_env(slurm) == train.DistInfo(16, 9, 1)
+    assert distributed_env(slurm) == DistInfo(16, 9, 1)
     # torchrun inside an srun allocation: torchrun's variables win
-    assert train.distributed_env({**slurm, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}).world_size == 2
+    assert distributed_env({**slurm, "WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1"}).world_size == 2
 
 
 # ------------------------------------------------------------------------------------------ the step
@@ -162,17 +171,15 @@ def test_distributed_env():
 def _fixed_batch(config, seed=0):
     from torch.utils.data import default_collate
 
-    from a2sb import data
-
-    ds = data.TrainingSet(config.data, seed=0)
+    ds = TrainingSet(config.data, seed=0)
     batch = default_collate([ds[i] for i in range(2)])
-    return data.build_batch(batch, generator=torch.Generator().manual_seed(seed))
+    return build_batch(batch, generator=torch.Generator().manual_seed(seed))
 
 
 def test_loss_decreases_when_overfitting_one_batch(manifest, tmp_path):
     config = micro_config(manifest, tmp_path, model={"dropout": 0.0}, bridge={"t_min": 0.3, "t_max": 0.7},
                           optim={"lr": 1e-2})
-    trainer = train.Trainer(config)
+    trainer = Trainer(config)
     pictures = _fixed_batch(config)
     # step=0 every time: the same t, bridge noise and dropout, so it is one fixed regression problem
     losses = [trainer.train_step([pictures], step=0).loss for _ in range(50)]
@@ -187,7 +194,7 @@ def test_magnitude_weight_from_the_prediction(manifest, tmp_path):
     for source in ("target", "prediction"):
         config = micro_config(manifest, tmp_path / source, model={"dropout": 0.0},
                               bridge={"magnitude_floor": 0.1, "magnitude_weight_from": source})
-        trainer = train.Trainer(config)
+        trainer = Trainer(config)
         pictures = _fixed_batch(config)
         t = torch.full((pictures["x0"].shape[0],), 0.5, dtype=torch.float64)
         noise = torch.zeros_like(pictures["x0"])
@@ -201,34 +208,34 @@ def test_magnitude_weight_from_the_prediction(manifest, tmp_path):
 
 
 def test_nan_step_is_skipped_without_touching_weights(manifest, tmp_path, monkeypatch):
-    trainer = train.Trainer(micro_config(manifest, tmp_path))
+    trainer = Trainer(micro_config(manifest, tmp_path))
     pictures = _fixed_batch(trainer.config)
     trainer.train_step([pictures], step=0)
     before = {k: v.clone() for k, v in trainer.module.state_dict().items()}
     opt_steps = [float(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()]
-    real = train.masked_loss
-    monkeypatch.setattr(train, "masked_loss", lambda p, t, m, w=None: real(p, t, m, w) * float("nan"))
+    real = trainer_module.masked_loss
+    monkeypatch.setattr(trainer_module, "masked_loss", lambda p, t, m, w=None: real(p, t, m, w) * float("nan"))
     result = trainer.train_step([pictures], step=1)
     assert result.skipped and not np.isfinite(result.loss)
     after = trainer.module.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert [float(s["step"]) for s in trainer.optimizer.state_dict()["state"].values()] == opt_steps
-    monkeypatch.setattr(train, "masked_loss", real)
+    monkeypatch.setattr(trainer_module, "masked_loss", real)
     assert not trainer.train_step([pictures], step=2).skipped
 
 
 def test_too_many_non_finite_steps_stop_the_run(manifest, tmp_path, monkeypatch):
-    real = train.masked_loss
+    real = trainer_module.masked_loss
     calls = []
 
     def sometimes_nan(p, t, m, w=None):
         calls.append(1)
         return real(p, t, m, w) * (float("nan") if len(calls) >= 3 else 1.0)  # steps 3, 4, 5, ... fail
 
-    monkeypatch.setattr(train, "masked_loss", sometimes_nan)
+    monkeypatch.setattr(trainer_module, "masked_loss", sometimes_nan)
     config = micro_config(manifest, tmp_path / "run", trainer={"max_bad_steps": 3, "log_every": 100})
     with pytest.raises(A2SBError, match=r"3 steps in a row \(3\.\.5\).*after step 2"):
-        train.run_training(config, max_steps=50)
+        run_training(config, max_steps=50)
     last = records(tmp_path / "run", "train")[-1]
     assert last["step"] == 5 and last["skipped_steps"] == 3
 
@@ -244,7 +251,7 @@ def full_run(manifest, tmp_path_factory):
                              "batch_size": 2},
                  trainer={"checkpoint_every": 3, "keep_checkpoints": True, "tensorboard": True})
     d = micro_dict(manifest, run_dir, **extra)
-    result = train.run_training(train.load_config(d), max_steps=6)
+    result = run_training(load_config(d), max_steps=6)
     assert result["step"] == 6 and not result["stopped"]
     return run_dir, d
 
@@ -253,14 +260,14 @@ def test_resume_reproduces_the_uninterrupted_run(full_run, tmp_path):
     run_dir, d = full_run
     d = json.loads(json.dumps(d))
     d["trainer"]["run_dir"] = str(tmp_path)
-    train.run_training(train.load_config(d), max_steps=3)
+    run_training(load_config(d), max_steps=3)
     with pytest.raises(A2SBError, match="already holds a run"):
-        train.run_training(train.load_config(d), max_steps=6)
-    train.run_training(train.load_config(d), resume=True, max_steps=6)
+        run_training(load_config(d), max_steps=6)
+    run_training(load_config(d), resume=True, max_steps=6)
     full, resumed = train_losses(run_dir), train_losses(tmp_path)
     assert sorted(full) == sorted(resumed) == [1, 2, 3, 4, 5, 6]
     assert all(resumed[s] == full[s] for s in full), (full, resumed)  # bit-identical
-    a, b = train.load_checkpoint(run_dir), train.load_checkpoint(tmp_path)
+    a, b = load_checkpoint(run_dir), load_checkpoint(tmp_path)
     assert a["step"] == b["step"] == 6
     for key in ("model", "ema"):
         assert all(torch.equal(a[key][k], b[key][k]) for k in a[key])
@@ -269,7 +276,7 @@ def test_resume_reproduces_the_uninterrupted_run(full_run, tmp_path):
 
 def test_run_outputs(full_run):
     run_dir, _ = full_run
-    state = train.load_checkpoint(run_dir)
+    state = load_checkpoint(run_dir)
     assert set(state) >= {"model", "optimizer", "ema", "step", "rng", "config", "counters"}
     assert torch.is_tensor(state["rng"]["torch"]) and torch.is_tensor(state["rng"]["numpy"]["keys"])
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
@@ -287,7 +294,7 @@ def test_run_outputs(full_run):
     train_rec = records(run_dir, "train")[-1]
     assert set(train_rec) >= {"loss", "grad_norm", "lr", "samples_per_s", "skipped_steps", "bad_files"}
     assert list((run_dir / "tensorboard").iterdir())
-    assert train.load_config(run_dir / "config.yaml").optim.ema_decay == 0.9
+    assert load_config(run_dir / "config.yaml").optim.ema_decay == 0.9
 
 
 def test_init_from_run_and_export(full_run, tmp_path):
@@ -302,12 +309,12 @@ def test_init_from_run_and_export(full_run, tmp_path):
         e["trainer"].update(init_from=str(run_dir), init_optimizer=True, tensorboard=False)
         e["validation"] = {"every": 0, "sample_every": 0}
         target = tmp_path / f"expert_{lo}"
-        config = train.load_config(e)
-        trainer = train.Trainer(config)
-        train.init_weights(trainer, str(run_dir), optimizer=True)
-        source = train.load_checkpoint(run_dir)
-        assert all(torch.equal(v, source["model"][k]) for k, v in trainer.module.net.state_dict().items())
-        train.run_training(config, target, max_steps=1)
+        config = load_config(e)
+        trainer = Trainer(config)
+        init_weights(trainer, str(run_dir), optimizer=True)
+        source = load_checkpoint(run_dir)
+        assert all(torch.equal(v, source["model"][k]) for k, v in trainer.net.state_dict().items())
+        run_training(config, target, max_steps=1)
         experts.append(str(target))
     from a2sb.cli import main
 
@@ -318,7 +325,7 @@ def test_init_from_run_and_export(full_run, tmp_path):
     # provenance names the checkpoints without the machine's absolute layout (tmp_path is outside cwd)
     assert [e["checkpoint"] for e in model.provenance["experts"]] == ["last.pt", "last.pt"]
     assert [e["t_range"] for e in model.provenance["experts"]] == [[0.0, 0.5], [0.5, 1.0]]
-    low = train.load_checkpoint(experts[1])["model"]
+    low = load_checkpoint(experts[1])["model"]
     assert torch.allclose(model.experts[0].state_dict()["input_projection.weight"],
                           low["input_projection.weight"], atol=1e-3)  # float16 storage
     x1 = torch.randn(1, 3, 1024, 8)
@@ -328,12 +335,12 @@ def test_init_from_run_and_export(full_run, tmp_path):
     assert out_picture.shape == x1.shape and torch.isfinite(out_picture).all()
     assert torch.equal(out_picture[..., :700, :], x1[..., :700, :])
     # one run with EMA weights; --ema on a run without EMA is an error
-    train.export_runs([run_dir], tmp_path / "ema_model", ema=True, band_level="cap", stereo_mix=0.5)
+    export_runs([run_dir], tmp_path / "ema_model", ema=True, band_level="cap", stereo_mix=0.5)
     exported = a2sb.load_model(tmp_path / "ema_model")
     assert len(exported.experts) == 1
     assert (exported.default_band_level, exported.prior.stereo_mix) == ("cap", 0.5)
     with pytest.raises(A2SBError, match="no EMA"):
-        train.export_runs([experts[0]], tmp_path / "x", ema=True)
+        export_runs([experts[0]], tmp_path / "x", ema=True)
 
 
 # ------------------------------------------------------------------------------------------ processes
@@ -351,7 +358,7 @@ def test_ddp_two_processes_keep_identical_weights(manifest, tmp_path):
            "-m", "a2sb.train", str(cfg), "--max-steps", "3"]
     proc = subprocess.run(cmd, env=_subprocess_env(), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    state = train.load_checkpoint(tmp_path / "run")
+    state = load_checkpoint(tmp_path / "run")
     assert state["world_size"] == 2 and state["step"] == 3
     fingerprints = state["replica_fingerprints"]
     assert fingerprints.shape[0] == 2 and torch.equal(fingerprints[0], fingerprints[1])
@@ -360,7 +367,7 @@ def test_ddp_two_processes_keep_identical_weights(manifest, tmp_path):
 
 
 def test_ddp_rank_error_is_one_line_and_fails_the_job(manifest, tmp_path):
-    # the ranks end with os._exit (see train._train_command): an error must still reach the launcher
+    # the ranks end with os._exit (see a2sb.cli.training._train_command): an error must still reach the launcher
     cfg = tmp_path / "ddp.yaml"
     cfg.write_text(yaml.safe_dump(micro_dict(manifest, tmp_path / "run")))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -387,24 +394,24 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(manifest, tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     assert "stopped by SIGTERM" in out
-    state = train.load_checkpoint(run_dir)
+    state = load_checkpoint(run_dir)
     stopped_at = state["step"]
     assert stopped_at >= 2 and max(train_losses(run_dir)) == stopped_at
-    result = train.run_training(train.load_config(cfg), resume=True, max_steps=stopped_at + 1)
+    result = run_training(load_config(cfg), resume=True, max_steps=stopped_at + 1)
     assert result["step"] == stopped_at + 1
     assert sorted(train_losses(run_dir))[-1] == stopped_at + 1
 
 
 def test_learning_rate_schedule():
-    o = train.OptimSection(lr=1e-3)
-    assert [train.learning_rate(o, s) for s in (0, 10**6)] == [1e-3, 1e-3]  # constant by default
-    o = train.OptimSection(lr=1e-3, lr_decay_start=100, lr_decay_steps=50, lr_final=1e-5)
-    assert train.learning_rate(o, 100) == 1e-3
-    assert train.learning_rate(o, 125) == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-12)
-    assert train.learning_rate(o, 150) == pytest.approx(1e-5, rel=1e-12)
-    assert train.learning_rate(o, 10**6) == pytest.approx(1e-5, rel=1e-12)
+    o = OptimSection(lr=1e-3)
+    assert [learning_rate(o, s) for s in (0, 10**6)] == [1e-3, 1e-3]  # constant by default
+    o = OptimSection(lr=1e-3, lr_decay_start=100, lr_decay_steps=50, lr_final=1e-5)
+    assert learning_rate(o, 100) == 1e-3
+    assert learning_rate(o, 125) == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-12)
+    assert learning_rate(o, 150) == pytest.approx(1e-5, rel=1e-12)
+    assert learning_rate(o, 10**6) == pytest.approx(1e-5, rel=1e-12)
     with pytest.raises(A2SBError, match="lr_decay"):
-        train.load_config({"optim": {"lr_decay_start": 10, "lr_decay_steps": 0}})
+        load_config({"optim": {"lr_decay_start": 10, "lr_decay_steps": 0}})
 
 
 def test_ema_warmup_forgets_the_initial_weights():
@@ -412,7 +419,7 @@ def test_ema_warmup_forgets_the_initial_weights():
     module = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
         module.weight.fill_(0.0)
-    ema = train.EMA(module, decay=0.999)
+    ema = EMA(module, decay=0.999)
     with torch.no_grad():
         module.weight.fill_(1.0)
     ema.update(module, 0)  # decay 0.1
@@ -420,7 +427,7 @@ def test_ema_warmup_forgets_the_initial_weights():
     assert ema.decay_at(90) == pytest.approx(91 / 100)
     assert ema.decay_at(10**6) == pytest.approx(0.999)
     # 1000 steps from an all-zero start: the warm-up leaves ~1 % of the start, a plain EMA 37 %
-    plain = train.EMA(torch.nn.Linear(1, 1, bias=False), decay=0.999, warmup=False)
+    plain = EMA(torch.nn.Linear(1, 1, bias=False), decay=0.999, warmup=False)
     plain.state["weight"].fill_(0.0)
     ema.state["weight"].fill_(0.0)
     for n in range(1000):
@@ -428,3 +435,26 @@ def test_ema_warmup_forgets_the_initial_weights():
         plain.update(module, n)
     assert 1 - ema.state["weight"].item() < 0.02
     assert 1 - plain.state["weight"].item() == pytest.approx(0.999**1000, rel=1e-3)
+
+
+def test_training_and_sampling_share_the_noise_predictor(manifest, tmp_path):
+    """The trainer's network is a NoisePredictor (the wrapper A2SBModel restores with): its checkpoint
+    weights and EMA hold the network's own keys, and an EMA written under the old wrapper's `net.` keys
+    still loads."""
+    from a2sb.model import A2SBModel
+    from a2sb.network import NoisePredictor
+
+    config = micro_config(manifest, tmp_path, optim={"ema_decay": 0.9})
+    trainer = Trainer(config)
+    assert isinstance(trainer.module, NoisePredictor) and issubclass(A2SBModel, NoisePredictor)
+    state = trainer.state_dict()
+    assert set(state["model"]) == set(state["ema"]) == set(AttnUNetF(config.model.network()).state_dict())
+    x = torch.randn(2, 3, 1024, 8)
+    t = torch.tensor([0.2, 0.7], dtype=torch.float64)
+    model = A2SBModel(config.model.network(), [trainer.net])
+    with torch.no_grad():
+        assert torch.equal(trainer.module(x, t), model.predict_noise(x, t))
+    shifted = {k: v + 1 if v.is_floating_point() else v for k, v in state["ema"].items()}
+    other = Trainer(config)
+    other.load_state_dict({**state, "ema": {f"net.{k}": v for k, v in shifted.items()}})
+    assert all(torch.equal(other.ema.state[k], v) for k, v in shifted.items())

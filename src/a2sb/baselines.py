@@ -11,24 +11,10 @@ import numpy as np
 import scipy.signal as sps
 import torch
 
-from .degrade import gap_sample_ranges, insert_gaps
+from .degrade import as_channels, gap_sample_ranges, insert_gaps, like_input
 from .errors import A2SBError
 from .representation import N_FFT, SAMPLE_RATE, istft, stft
 from .sbr import SOURCE_TOP, sbr_spectrum
-
-
-def _channels(audio) -> tuple[np.ndarray, bool]:
-    x = np.asarray(audio, dtype=np.float64)
-    if x.ndim == 1:
-        return x[None], True
-    if x.ndim != 2:
-        raise A2SBError(f"audio must be 1-D or (channels, samples), got shape {x.shape}")
-    return x, False
-
-
-def _result(y: np.ndarray, was_1d: bool) -> np.ndarray:
-    y = np.ascontiguousarray(y, dtype=np.float32)
-    return y[0] if was_1d else y
 
 
 def _need_cutoff(cutoff_hz, sample_rate) -> float:
@@ -45,8 +31,8 @@ def _need_cutoff(cutoff_hz, sample_rate) -> float:
 
 def bwe_lowpassed(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=None) -> np.ndarray:
     """The degraded input itself: the floor every BWE method should beat."""
-    x, was_1d = _channels(audio)
-    return _result(x, was_1d)
+    x, was_1d = as_channels(audio, np.float64)
+    return like_input(x, was_1d)
 
 
 def bwe_sbr(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=None) -> np.ndarray:
@@ -60,12 +46,12 @@ def bwe_sbr(audio, sample_rate: int, cutoff_hz: float | None = None, gaps=None) 
     cutoff_hz = _need_cutoff(cutoff_hz, sample_rate)
     if sample_rate != SAMPLE_RATE:
         raise A2SBError(f"SBR works at {SAMPLE_RATE} Hz, got {sample_rate} Hz")
-    x, was_1d = _channels(audio)
+    x, was_1d = as_channels(audio, np.float64)
     if cutoff_hz >= sample_rate / 2 or x.shape[-1] < N_FFT:
-        return _result(x, was_1d)
+        return like_input(x, was_1d)
     wave = torch.from_numpy(x)
     generated = istft(sbr_spectrum(stft(wave), cutoff_hz), length=x.shape[-1]).numpy()
-    return _result(x + _highpass_exact(generated - x, sample_rate, SOURCE_TOP * cutoff_hz), was_1d)
+    return like_input(x + _highpass_exact(generated - x, sample_rate, SOURCE_TOP * cutoff_hz), was_1d)
 
 
 def _highpass_exact(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
@@ -93,9 +79,9 @@ def _need_gaps(gaps, sample_rate, length) -> list[tuple[int, int]]:
 
 def inpaint_silence(audio, sample_rate: int, cutoff_hz=None, gaps=None) -> np.ndarray:
     """Leave the gaps silent (zeroed): the floor every inpainting method should beat."""
-    x, was_1d = _channels(audio)
+    x, was_1d = as_channels(audio, np.float64)
     _need_gaps(gaps, sample_rate, x.shape[-1])
-    return _result(insert_gaps(x, sample_rate, gaps), was_1d)
+    return like_input(insert_gaps(x, sample_rate, gaps), was_1d)
 
 
 def inpaint_lpc(audio, sample_rate: int, cutoff_hz=None, gaps=None, order: int = LPC_ORDER) -> np.ndarray:
@@ -106,13 +92,13 @@ def inpaint_lpc(audio, sample_rate: int, cutoff_hz=None, gaps=None, order: int =
     blended with a raised-cosine fade across the gap. Good for short gaps (tens of ms) in tonal music;
     long gaps fade towards silence because the extrapolation decays.
     """
-    x, was_1d = _channels(audio)
+    x, was_1d = as_channels(audio, np.float64)
     y = x.copy()
     context = int(LPC_CONTEXT_S * sample_rate)
     for first, last in _need_gaps(gaps, sample_rate, x.shape[-1]):
         for channel in y:
             channel[first:last] = _lpc_fill(channel, first, last, context, order)
-    return _result(y, was_1d)
+    return like_input(y, was_1d)
 
 
 def _lpc_fill(x: np.ndarray, first: int, last: int, context: int, order: int) -> np.ndarray:
@@ -169,7 +155,7 @@ def inpaint_similarity(audio, sample_rate: int, cutoff_hz=None, gaps=None) -> np
     mix, and the passage at the best position is copied in with 10 ms crossfades at both edges. Gaps
     with no usable candidate fall back to LPC.
     """
-    x, was_1d = _channels(audio)
+    x, was_1d = as_channels(audio, np.float64)
     n = x.shape[-1]
     ranges = _need_gaps(gaps, sample_rate, n)
     damaged = np.zeros(n, dtype=bool)
@@ -185,7 +171,7 @@ def inpaint_similarity(audio, sample_rate: int, cutoff_hz=None, gaps=None) -> np
                 channel[first:last] = _lpc_fill(channel, first, last, int(LPC_CONTEXT_S * sample_rate), LPC_ORDER)
             continue
         _paste(y, start, first, last, fade)
-    return _result(y, was_1d)
+    return like_input(y, was_1d)
 
 
 def _best_match(mono: np.ndarray, damaged: np.ndarray, first: int, last: int, context: int) -> int | None:

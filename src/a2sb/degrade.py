@@ -22,8 +22,9 @@ CHEBY_RIPPLE_DB = 0.1
 ELLIP_STOP_DB = 80.0
 
 
-def _as_2d(audio: np.ndarray) -> tuple[np.ndarray, bool]:
-    audio = np.asarray(audio)
+def as_channels(audio, dtype=None) -> tuple[np.ndarray, bool]:
+    """(channels, samples) view of 1-D or 2-D audio (as `dtype` when given), and whether it was 1-D."""
+    audio = np.asarray(audio, dtype=dtype)
     if audio.ndim == 1:
         return audio[None, :], True
     if audio.ndim != 2:
@@ -31,7 +32,8 @@ def _as_2d(audio: np.ndarray) -> tuple[np.ndarray, bool]:
     return audio, False
 
 
-def _restore_shape(audio: np.ndarray, was_1d: bool) -> np.ndarray:
+def like_input(audio: np.ndarray, was_1d: bool) -> np.ndarray:
+    """float32 audio in the shape `as_channels` was given (1-D again when it was)."""
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     return audio[0] if was_1d else audio
 
@@ -43,17 +45,17 @@ def lowpass(audio: np.ndarray, sample_rate: int, cutoff_hz: float, kind: str = "
     the -3 dB point of "butter" becomes about -6 dB at the cutoff. `order` is the IIR order; for "fir"
     the kernel has 64·order + 1 taps (longer = steeper); other kinds ignore it.
     """
-    x, was_1d = _as_2d(audio)
+    x, was_1d = as_channels(audio)
     x = x.astype(np.float64)
     nyquist = sample_rate / 2
     if not 0 < cutoff_hz < nyquist:
         if cutoff_hz >= nyquist:
-            return _restore_shape(x, was_1d)  # nothing to remove
+            return like_input(x, was_1d)  # nothing to remove
         raise A2SBError(f"lowpass cutoff must be positive, got {cutoff_hz} Hz")
     if order < 1:
         raise A2SBError(f"filter order must be at least 1, got {order}")
     if x.shape[-1] == 0:
-        return _restore_shape(x, was_1d)
+        return like_input(x, was_1d)
     if kind == "brickwall":
         y = _brickwall(x, sample_rate, cutoff_hz)
     elif kind in ("butter", "cheby1", "ellip"):
@@ -66,7 +68,7 @@ def lowpass(audio: np.ndarray, sample_rate: int, cutoff_hz: float, kind: str = "
         y = _mp3_roundtrip(x, sample_rate, cutoff_hz)
     else:
         raise A2SBError(f"unknown lowpass kind {kind!r}; choose from {', '.join(LOWPASS_KINDS)}")
-    return _restore_shape(y, was_1d)
+    return like_input(y, was_1d)
 
 
 def _brickwall(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
@@ -187,11 +189,11 @@ def _align(decoded: np.ndarray, original: np.ndarray, n: int) -> np.ndarray:
 
 def insert_gaps(audio: np.ndarray, sample_rate: int, gaps: list[tuple[float, float]]) -> np.ndarray:
     """Zero the samples inside each gap [start_s, end_s) (seconds); gaps past the end are clipped."""
-    x, was_1d = _as_2d(audio)
+    x, was_1d = as_channels(audio)
     y = x.astype(np.float32, copy=True)
     for first, last in gap_sample_ranges(gaps, sample_rate, y.shape[-1]):
         y[:, first:last] = 0
-    return _restore_shape(y, was_1d)
+    return like_input(y, was_1d)
 
 
 def gap_sample_ranges(gaps, sample_rate: int, length: int) -> list[tuple[int, int]]:
@@ -242,13 +244,13 @@ def parse_gaps(text: str) -> list[tuple[float, float]]:
 # `a2sb degrade` (registered by a2sb.evaluate, which the CLI collects)
 
 
+DEGRADE_HELP = "make a damaged copy of a file (lowpass or gaps) for testing restoration"
+DEGRADE_DESCRIPTION = ("Write a lowpassed or gapped copy of INPUT to OUTPUT (.wav/.flac) and a JSON sidecar "
+                       "OUTPUT.json describing the damage.")
+
+
 def add_degrade_command(subparsers) -> None:
-    parser = subparsers.add_parser(
-        "degrade",
-        help="make a damaged copy of a file (lowpass or gaps) for testing restoration",
-        description="Write a lowpassed or gapped copy of INPUT to OUTPUT (.wav/.flac) and a JSON sidecar "
-        "OUTPUT.json describing the damage.",
-    )
+    parser = subparsers.add_parser("degrade", help=DEGRADE_HELP, description=DEGRADE_DESCRIPTION)
     parser.add_argument("input", metavar="INPUT")
     parser.add_argument("-o", "--output", required=True, metavar="OUTPUT")
     what = parser.add_mutually_exclusive_group(required=True)

@@ -257,57 +257,40 @@ def _high_band_scores(R: list, E: list, cutoff_hz: float, sample_rate: int, per_
 # Public metrics
 
 
-def lsd(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
-    """Log-spectral distance (F27), in bels; 0 for identical signals, lower is better."""
+def _on_magnitudes(ref, est, sample_rate: int, per_channel: bool, score):
+    """score(|STFT| of the reference, |STFT| of the estimate) on the mono mix or on each channel."""
     n_fft, hop = stft_params(sample_rate)
 
     def one(r, e):
-        return float(
-            np.mean(_lsd_per_frame(magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop)))
-        )
+        return score(magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop))
 
     return _apply(ref, est, per_channel, one)
+
+
+def lsd(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
+    """Log-spectral distance (F27), in bels; 0 for identical signals, lower is better."""
+    return _on_magnitudes(ref, est, sample_rate, per_channel, lambda r, e: float(np.mean(_lsd_per_frame(r, e))))
 
 
 def sispec(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
     """Scale-invariant spectrogram SNR (F28), in dB; higher is better."""
-    n_fft, hop = stft_params(sample_rate)
-
-    def one(r, e):
-        return _sispec(magnitude_spectrogram(e, n_fft, hop), magnitude_spectrogram(r, n_fft, hop))
-
-    return _apply(ref, est, per_channel, one)
+    return _on_magnitudes(ref, est, sample_rate, per_channel, lambda r, e: _sispec(e, r))
 
 
 def log_sispec(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
     """SiSpec of the log10 magnitudes (F29), in dB; higher is better. Not invariant to gain."""
-    n_fft, hop = stft_params(sample_rate)
-
-    def one(r, e):
-        return _log_sispec(magnitude_spectrogram(e, n_fft, hop), magnitude_spectrogram(r, n_fft, hop))
-
-    return _apply(ref, est, per_channel, one)
+    return _on_magnitudes(ref, est, sample_rate, per_channel, lambda r, e: _log_sispec(e, r))
 
 
 def ssim(ref, est, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
     """SSIM of the linear magnitude spectrograms (F30); 1 for identical signals."""
-    n_fft, hop = stft_params(sample_rate)
-
-    def one(r, e):
-        return _ssim(magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop))
-
-    return _apply(ref, est, per_channel, one)
+    return _on_magnitudes(ref, est, sample_rate, per_channel, _ssim)
 
 
 def _band_lsd(ref, est, bins: slice, sample_rate: int, per_channel: bool):
     """LSD over the frequency bins `bins` only."""
-    n_fft, hop = stft_params(sample_rate)
-
-    def one(r, e):
-        R, E = magnitude_spectrogram(r, n_fft, hop), magnitude_spectrogram(e, n_fft, hop)
-        return float(np.mean(_lsd_per_frame(R[:, bins], E[:, bins])))
-
-    return _apply(ref, est, per_channel, one)
+    return _on_magnitudes(ref, est, sample_rate, per_channel,
+                          lambda r, e: float(np.mean(_lsd_per_frame(r[:, bins], e[:, bins]))))
 
 
 def lsd_high(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-from bisect import bisect_right
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -17,7 +16,7 @@ from torch import nn
 from . import checkpoint
 from .bridge import BridgeSchedule, predict_x0
 from .errors import A2SBError
-from .network import AttnUNetF, NetworkConfig, preset, time_embedding, time_multipliers
+from .network import AttnUNetF, NetworkConfig, NoisePredictor, preset
 from .prior import Prior
 from .representation import HOP, N_FFT, SAMPLE_RATE
 from .sampler import sample as run_sampler
@@ -48,29 +47,16 @@ def check_band_level_offsets(table: dict | None) -> dict | None:
     return {"cutoffs_hz": cutoffs, "octaves_db": octaves}
 
 
-class A2SBModel(nn.Module):
-    """Expert networks for t-intervals split at `t_cutoffs` (k cutoffs -> k + 1 experts; expert i
-    serves the t with exactly i cutoffs <= t)."""
+class A2SBModel(NoisePredictor):
+    """The expert networks (a2sb.network.NoisePredictor) with the bridge schedule, the sampler and this
+    model's defaults of restoration (steps, sampler, window, band level, how x1 is filled)."""
 
     def __init__(self, config: NetworkConfig, experts: Sequence[nn.Module] | None = None,
                  t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
                  provenance: dict | None = None, default_window: int = 256, default_hop: int = 128,
                  default_sampler: str = "sde", prior: Prior | None = None, default_band_level: str = "off",
                  band_level_offsets: dict | None = None):
-        super().__init__()
-        self.config = config
-        self.t_cutoffs = [float(c) for c in t_cutoffs]
-        if sorted(self.t_cutoffs) != self.t_cutoffs or any(not 0 < c < 1 for c in self.t_cutoffs):
-            raise A2SBError(f"t_cutoffs must be increasing values inside (0, 1), got {self.t_cutoffs}")
-        if experts is None:
-            experts = [AttnUNetF(config) for _ in range(len(self.t_cutoffs) + 1)]
-        if len(experts) != len(self.t_cutoffs) + 1:
-            raise A2SBError(f"{len(experts)} expert(s) need {len(experts) - 1} t-cutoff(s), "
-                            f"got {len(self.t_cutoffs)}")
-        # channels-last convolution weights: the same numbers, 1.4x faster passes on a CPU (benchmarks/README.md)
-        # (benchmarks/forward.py --memory-format); saving makes the tensors contiguous again
-        self.experts = nn.ModuleList(experts).to(memory_format=torch.channels_last)
-        self.register_buffer("multipliers", time_multipliers(config.emb_channels))
+        super().__init__(config, experts, t_cutoffs)
         self.schedule = BridgeSchedule(beta_max)
         # sampling defaults of this model (published: 50 steps, 256-frame windows with hop 128); a model
         # trained on shorter segments restores best with windows of its training length
@@ -87,30 +73,8 @@ class A2SBModel(nn.Module):
         self.prior = prior or Prior()  # how x1 was filled in training: restoration must do the same
         self.provenance = dict(provenance or {})
 
-    @property
-    def device(self) -> torch.device:
-        return self.multipliers.device
-
     def num_parameters(self) -> int:
         return sum(p.numel() for expert in self.experts for p in expert.state_dict().values())
-
-    def expert_index(self, t: float) -> int:
-        return bisect_right(self.t_cutoffs, float(t))
-
-    def predict_noise(self, x: torch.Tensor, t: torch.Tensor | float, expert: int | None = None) -> torch.Tensor:
-        """Network output for pictures x (B×3×H×W) at times t (B,) or a scalar; expert chosen by t."""
-        t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(x.shape[0])
-        emb = time_embedding(t, self.multipliers).to(x.dtype)
-        if expert is not None:
-            return self.experts[expert](x, emb)
-        index = torch.tensor([self.expert_index(v) for v in t.tolist()], device=x.device)
-        if bool((index == index[0]).all()):
-            return self.experts[int(index[0])](x, emb)
-        out = torch.empty_like(x[:, : self.config.out_channels])
-        for i in index.unique().tolist():
-            sel = index == i
-            out[sel] = self.experts[i](x[sel], emb[sel])
-        return out
 
     def predict_x0(self, xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return predict_x0(self.schedule, xt, t, self.predict_noise(xt, t))

@@ -9,12 +9,15 @@ building a B×144×H×W map.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .errors import A2SBError
 
 ROTARY_DIM = 32  # per axis; hard-wired in the published network (rotary_dims is ignored)
 ROTARY_FEATURES = 2 * ROTARY_DIM
@@ -358,3 +361,55 @@ def count_parameters(cfg: NetworkConfig) -> int:
         total += 9 * c[n - l] * c[n - l - 1] + c[n - l - 1]
         total += r(n - 1 - l) * res(c[n - l]) + r(n - 1 - l) * ((n - 1 - l) in attn) * att(c[n - l])
     return total + 2 * res(c[n]) + att(c[n])
+
+
+class NoisePredictor(nn.Module):
+    """The networks with their time embedding: `predict_noise(x_t, t)` -> the predicted scaled noise
+    (docs/method.md §Network). The one wrapper that training's loss and the sampler both call.
+
+    It holds one network per expert, each serving an interval of diffusion time split at `t_cutoffs`
+    (k cutoffs -> k + 1 experts; expert i serves the t with exactly i cutoffs <= t); a training run
+    trains one. The experts' state dicts hold exactly the network's (published) keys; the embedding's
+    frequencies are one buffer, `multipliers`, shared by all experts."""
+
+    def __init__(self, config: NetworkConfig, experts=None, t_cutoffs=()):
+        super().__init__()
+        self.config = config
+        self.t_cutoffs = [float(c) for c in t_cutoffs]
+        if sorted(self.t_cutoffs) != self.t_cutoffs or any(not 0 < c < 1 for c in self.t_cutoffs):
+            raise A2SBError(f"t_cutoffs must be increasing values inside (0, 1), got {self.t_cutoffs}")
+        if experts is None:
+            experts = [AttnUNetF(config) for _ in range(len(self.t_cutoffs) + 1)]
+        if len(experts) != len(self.t_cutoffs) + 1:
+            raise A2SBError(f"{len(experts)} expert(s) need {len(experts) - 1} t-cutoff(s), got {len(self.t_cutoffs)}")
+        # channels-last convolution weights: the same numbers, faster passes on a CPU (benchmarks/README.md);
+        # saving makes the tensors contiguous again
+        self.experts = nn.ModuleList(experts).to(memory_format=torch.channels_last)
+        self.register_buffer("multipliers", time_multipliers(config.emb_channels))
+
+    @property
+    def device(self) -> torch.device:
+        return self.multipliers.device
+
+    def expert_index(self, t: float) -> int:
+        return bisect.bisect_right(self.t_cutoffs, float(t))
+
+    def predict_noise(self, x: torch.Tensor, t: torch.Tensor | float, expert: int | None = None) -> torch.Tensor:
+        """Network output for pictures x (B×3×H×W) at times t (B,) or a scalar; expert chosen by t."""
+        t = torch.as_tensor(t, dtype=torch.float32, device=x.device).reshape(-1).expand(x.shape[0])
+        emb = time_embedding(t, self.multipliers).to(x.dtype)
+        if expert is None and len(self.experts) == 1:
+            expert = 0  # no look at t: no device-to-host copy per training step
+        if expert is not None:
+            return self.experts[expert](x, emb)
+        index = torch.tensor([self.expert_index(v) for v in t.tolist()], device=x.device)
+        if bool((index == index[0]).all()):
+            return self.experts[int(index[0])](x, emb)
+        out = torch.empty_like(x[:, : self.config.out_channels])
+        for i in index.unique().tolist():
+            sel = index == i
+            out[sel] = self.experts[i](x[sel], emb[sel])
+        return out
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        return self.predict_noise(x, t)

@@ -1,4 +1,5 @@
-"""The degraded picture x1 that the bridge starts from (t = 1), for training batches and restoration alike.
+"""The degraded picture x1 that the bridge starts from (t = 1), and the DSP estimate of the missing
+audio, for training batches and restoration alike (docs/method.md §Masks): the one module both use.
 
 Two kinds, recorded in a model's config.json (`"prior"`) so that restoration builds x1 exactly as the
 model was trained:
@@ -10,6 +11,10 @@ model was trained:
   surroundings match the gap's surroundings best (`similarity_source`, on the magnitude picture). The
   network then refines an estimate instead of inventing the band from noise; where no estimate exists
   (a gap with no usable passage around it) the region holds the noise alone.
+
+The estimate has two entry points over the same steps (`similarity_source`, `band_estimate`):
+`batch_estimate` for a batch of training items (a crop and the audio around it) and `PictureEstimate`
+for a long recording restored window by window.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import torch
 
 from .errors import A2SBError, reject_unknown_keys
 from .masks import FILL_NOISE
-from .representation import HOP, SAMPLE_RATE, compress, spec_to_representation
+from .representation import HOP, N_ROWS, SAMPLE_RATE, compress, spec_to_representation, stft
 from .sbr import sbr_slope, sbr_spectrum
 
 PRIOR_KINDS = ("noise", "dsp")
@@ -182,13 +187,20 @@ def stereo_blend(spec: torch.Tensor, mix: float, bins: int = STEREO_BLEND_BINS) 
     return blend * torch.sqrt(own / (_band_power(blend, bins) + tiny))
 
 
+def band_estimate(spec: torch.Tensor, cutoff: float, slope: torch.Tensor | None = None,
+                  stereo_mix: float = 0.0) -> torch.Tensor:
+    """The band above `cutoff` of a complex STFT (…×1025×F) rebuilt by band replication (`a2sb.sbr`,
+    with the given envelope `slope` or the spectrum's own), channels blended by `stereo_mix`."""
+    return stereo_blend(sbr_spectrum(spec, cutoff, slope), stereo_mix)
+
+
 SLOPE_BLOCK_FRAMES = 256  # the envelope slope of a long recording: from blocks of a training segment's length
 SLOPE_BLOCKS = 16
 
 
 class PictureEstimate:
-    """The dsp prior's estimate for frames [a, b) of a long recording, as `dsp_estimate` in a2sb.data makes
-    it for training items: gaps filled with the best-matching passage within `prior.context_s` on each
+    """The dsp prior's estimate for frames [a, b) of a long recording, as `batch_estimate` makes it for
+    training items: gaps filled with the best-matching passage within `prior.context_s` on each
     side, then spectral band replication above `cutoff` with the envelope slope of the recording
     (fitted on up to SLOPE_BLOCKS evenly spread blocks of frames, so hours cost no more than minutes),
     blended between stereo channels by `prior.stereo_mix` (training items are mono: no blend there).
@@ -230,7 +242,40 @@ class PictureEstimate:
             else:
                 spec[..., lo - a:hi - a] = self.spectrum(source + lo - first, source + hi - first)
         if self.cutoff is not None:
-            spec = stereo_blend(sbr_spectrum(spec, self.cutoff, self.slope), self.stereo_mix)
+            spec = band_estimate(spec, self.cutoff, self.slope, self.stereo_mix)
         picture = spec_to_representation(spec)
         picture[..., missing] = 0
         return picture
+
+
+def cutoff_of_row(row: int) -> float:
+    """A cutoff frequency whose first generated row is `row` (the middle of the row's bin)."""
+    return (row + 0.5) * SAMPLE_RATE / (2 * N_ROWS)
+
+
+def batch_estimate(spec_d: torch.Tensor, batch: dict) -> torch.Tensor:
+    """Picture of the DSP estimate of each item's hole (B×3×H×W, zero where there is none): spectral
+    band replication of the degraded STFT above the cutoff row, and in a gap the best-matching passage
+    of the item's context audio (`batch["context"]`: the crop with the same audio on each side)."""
+    b, _, w = spec_d.shape
+    estimate = torch.zeros(b, 3, N_ROWS, w, device=spec_d.device)
+    context = batch.get("context")
+    pad = (context.shape[-1] - batch["clean"].shape[-1]) // 2 if context is not None else 0
+    for i in range(b):
+        row = int(batch["cutoff_row"][i])
+        first, stop = (int(v) for v in batch["gap"][i])
+        if row < N_ROWS:
+            estimate[i] = spec_to_representation(band_estimate(spec_d[i], cutoff_of_row(row)))
+        if stop > first and pad > 0:
+            spec_c = stft(context[i].to(spec_d.device, torch.float32))
+            offset = pad // HOP  # context frame offset + j is crop frame j (whole hops)
+            lo, hi = (int(v) for v in batch["context_valid"][i])
+            centres = torch.arange(spec_c.shape[-1], device=spec_c.device) * HOP
+            # frames whose window reaches the zeros beyond the file are no source or template either
+            outside = (centres < lo + HOP * 2) | (centres >= hi - HOP * 2)
+            gap_cols = torch.zeros_like(outside)
+            gap_cols[first + offset:stop + offset] = True
+            filled, got = similarity_spectrum(spec_c[None], widen(gap_cols) | outside, gap_runs(gap_cols))
+            if bool(got.any()):
+                estimate[i, :, :, first:stop] = spec_to_representation(filled[0, :, first + offset:stop + offset])
+    return estimate
