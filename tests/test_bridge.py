@@ -3,7 +3,7 @@ import torch
 
 from a2sb.bridge import BridgeSchedule, masked_loss, predict_x0, q_sample, training_target
 
-SPEC_TABLE = {  # t: (sigma_f, sigma_b), SPEC 3.1, beta_max = 1
+PUBLISHED_TABLE = {  # t: (sigma_f, sigma_b) of the published schedule, beta_max = 1 (docs/method.md §Bridge)
     0.0: (0.0, 0.0), 0.05: (0.0064550, 0.0064534), 0.1: (0.0182574, 0.0182209), 0.25: (0.0721688, 0.0698771),
     0.5: (0.2041241, 0.1443376), 0.75: (0.2795085, 0.0698771), 0.9: (0.2880972, 0.0182209),
     0.95: (0.2886029, 0.0064534), 1.0: (0.2886751, 0.0),
@@ -12,7 +12,7 @@ SPEC_TABLE = {  # t: (sigma_f, sigma_b), SPEC 3.1, beta_max = 1
 
 def test_schedule_table():
     s = BridgeSchedule()
-    for t, (f, b) in SPEC_TABLE.items():
+    for t, (f, b) in PUBLISHED_TABLE.items():
         assert s.std_fwd(t).item() == pytest.approx(f, abs=1e-7)
         assert s.std_sb(t).item() == pytest.approx(b, abs=1e-7)
     t = torch.linspace(0, 1, 101, dtype=torch.float64)

@@ -1,4 +1,4 @@
-"""The Schrödinger bridge between the clean picture (t = 0) and the degraded one (t = 1) (SPEC section 3).
+"""The Schrödinger bridge between the clean picture (t = 0) and the degraded one (t = 1) (docs/method.md §Bridge).
 
 Symmetric schedule beta(t) = beta_max·t² (t ≤ 0.5), beta_max·(1−t)² (t > 0.5), with closed-form
 integrals, so every standard deviation is exact.

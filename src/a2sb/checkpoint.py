@@ -433,7 +433,7 @@ class _RestrictedReader:
 
 def split_network_state(state: Mapping) -> tuple[dict, torch.Tensor | None]:
     """(network state without the `vf_model.` prefix, `t_to_emb.multipliers` or None) from a released
-    checkpoint's state dict (SPEC 8.3); a bare network state is returned as is."""
+    Lightning checkpoint's state dict; a bare network state is returned as is."""
     multipliers = state.get(MULTIPLIERS_KEY)
     net = {k[len(NETWORK_PREFIX):]: v for k, v in state.items() if k.startswith(NETWORK_PREFIX)}
     if net:

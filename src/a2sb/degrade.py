@@ -210,7 +210,8 @@ def gap_sample_ranges(gaps, sample_rate: int, length: int) -> list[tuple[int, in
 
 
 def periodic_gaps(duration: float, gap: float, period: float) -> list[tuple[float, float]]:
-    """Gaps of length `gap` centred in each whole `period` of a `duration`-second file (SPEC §9.3).
+    """Gaps of length `gap` centred in each whole `period` of a `duration`-second file (the layout of the
+    published inpainting evaluation).
 
     Gap k spans [k·P + (P−G)/2, k·P + (P+G)/2) for k = 0 .. floor(D/P) − 1.
     """

@@ -1,4 +1,4 @@
-"""Objective quality metrics for restored music (SPEC §10 plus a few common extras).
+"""Objective quality metrics for restored music (docs/method.md §Metrics, plus a few common extras).
 
 All functions take a reference and an estimate as 1-D arrays or (channels, samples) arrays at
 `sample_rate` (44.1 kHz by default). Multi-channel input is mixed to mono (mean of channels) unless

@@ -1,5 +1,5 @@
 """The A2SB network: `AttnUNetF`, a UNet with 2-D rotary attention and a frequency-band embedding
-(SPEC section 7), with state-dict names identical to the published ones.
+(docs/method.md §Network), with state-dict names identical to the published ones.
 
 The conditioning map of the published network (band embedding of the row, concatenated with the time
 embedding, fed through SiLU and a 1x1 conv in every ResBlock) is separable: it is computed here as a
@@ -203,7 +203,7 @@ class ResBlock(nn.Module):
 class PixelRotary(nn.Module):
     """2-D axial rotary embedding on the first 64 features of each head: 32 from the row position,
     32 from the frame position, positions linspace(-1, 1) over the current map, adjacent-pair
-    rotation. `freqs` is kept as a frozen parameter so checkpoints carry it (SPEC 7.4)."""
+    rotation. `freqs` is kept as a frozen parameter so checkpoints carry it (docs/method.md §Network)."""
 
     def __init__(self):
         super().__init__()
@@ -345,7 +345,8 @@ class AttnUNetF(nn.Module):
 
 
 def count_parameters(cfg: NetworkConfig) -> int:
-    """Closed-form parameter count of a configuration (SPEC 7.6), for checks without building it."""
+    """Closed-form parameter count of a configuration (each block's count summed), for checks without
+    building it."""
     e, n, c, r = cfg.cond_channels, cfg.n_updown_levels, cfg.hidden_channels, cfg.res_blocks
     attn = set(cfg.attention_levels)
 

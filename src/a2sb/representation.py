@@ -1,4 +1,4 @@
-"""The factorized STFT picture A2SB works on: |S|^0.25, cos(angle S), sin(angle S) (SPEC section 1).
+"""The factorized STFT picture A2SB works on: |S|^0.25, cos(angle S), sin(angle S) (docs/method.md §Representation).
 
 Waveforms are (..., samples) tensors at 44.1 kHz; pictures are (..., 3, 1024, frames) with the DC bin
 dropped (row r holds FFT bin r + 1).

@@ -31,13 +31,13 @@ def _default_kinds() -> list[str]:
 
 @dataclass
 class DataConfig:
-    """Data settings of a training run. Defaults are the published pretraining settings (SPEC §2.6)
+    """Data settings of a training run. Defaults are the published pretraining settings (docs/method.md §Training)
     except `p_waveform_lowpass` (0 in the published code: its known band is always the clean signal).
 
     manifests: [{"path": CSV, "weight": w}, ...]; a manifest is picked with probability ∝ weight, then a
         file in it with probability ∝ duration.
     normalise: "published" = per crop, divide by the peak if it exceeds 1, then map an all-positive
-        signal x to 2x − 1 (SPEC §1.5.3); "loudness" = scale the crop to `loudness_target_db` dBFS RMS
+        signal x to 2x − 1 (docs/method.md §Training); "loudness" = scale the crop to `loudness_target_db` dBFS RMS
         plus a uniform random gain of ±`loudness_jitter_db` dB (none for validation), then scale down
         if the peak exceeds 1 (so loud, peaky crops end a little under the target). Silent crops are
         left as they are.

@@ -25,13 +25,13 @@ from .manifests import read_manifest
 
 log = logging.getLogger(__name__)
 
-# Degradation kinds of the multinomial draw (SPEC §2.4), in the published order.
+# Degradation kinds of the multinomial draw (docs/method.md §Masks), in the published order.
 BWE, EXTENSION, INPAINT = 0, 1, 2
 
 # Audio read around a crop so resampling and filters have no edge transients inside it (44.1 kHz samples).
 CROP_MARGIN = 4096
 
-# Evaluation degradation (SPEC §2.6, `eval_transforms_aug`).
+# Evaluation degradation (the published validation setting, docs/method.md §Training).
 EVAL_BWE_HZ = 4000.0
 EVAL_INPAINT_FRAC = 0.1013
 
@@ -71,7 +71,7 @@ def _normalise_gain(crop: np.ndarray, mode: str, target_db: float, jitter_db: fl
     if mode == "published":
         peak = float(np.max(np.abs(crop)))
         scale = 1.0 / peak if peak > 1.0 else 1.0
-        if float(np.min(crop)) * scale > 0:  # all-positive signal -> 2x − 1 (SPEC §1.5.3)
+        if float(np.min(crop)) * scale > 0:  # all-positive signal -> 2x − 1 (docs/method.md §Training)
             return 2.0 * scale, -1.0
         return scale, 0.0
     rms = float(np.sqrt(np.mean(np.square(crop, dtype=np.float64))))
@@ -265,7 +265,7 @@ class _SegmentSource(Dataset):
 
 
 def _bwe_rows(min_hz: float, max_hz: float) -> tuple[int, int]:
-    """[lo, hi) of the random BWE cutoff row (SPEC §2.1)."""
+    """[lo, hi) of the random BWE cutoff row (docs/method.md §Masks, F11)."""
     lo = row_of_frequency(min_hz)
     hi = max(min(row_of_frequency(max_hz), N_ROWS), lo + 1)
     return lo, hi
@@ -281,7 +281,7 @@ class TrainingSet(_SegmentSource):
     """Random training items: item `index` is a pure function of (seed, index).
 
     Per item: a manifest (∝ weight), a file in it (∝ duration), a crop start (uniform), a channel, a
-    gain, and one degradation from the multinomial (BWE, extension, inpaint) of SPEC §2.4. A BWE item
+    gain, and one degradation from the multinomial (BWE, extension, inpaint) of docs/method.md §Masks. A BWE item
     takes its known band from a real waveform lowpass with probability p_waveform_lowpass (random kind
     and order, nominal cutoff inside the chosen row, so masking starts at the row and the filter's
     transition band below it stays in the known region as it would in real audio). BWE cutoffs stay
@@ -378,7 +378,7 @@ def _working_lowpass_kinds(kinds: list[str]) -> list[str]:
 
 
 class ValidationSet(_SegmentSource):
-    """Fixed validation items (SPEC §2.6): per manifest the first `max_files` files of the split, at
+    """Fixed validation items (docs/method.md §Training): per manifest the first `max_files` files of the split, at
     most `max_items` segments, degraded by the evaluation mix (50/50 BWE at 4 kHz / centred inpaint
     gap of 0.1013 of the segment, per item from a fixed seed).
 
