@@ -1,4 +1,4 @@
-"""benchmarks/level_vs_lsd.py: the per-octave statistics that explain the level bias target."""
+"""experiments/level_vs_lsd.py: the per-octave statistics that explain the level bias target."""
 
 import importlib.util
 import sys
@@ -7,18 +7,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 @pytest.fixture(scope="module")
 def level_vs_lsd():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling band_level.py
+    sys.path.insert(0, str(EXPERIMENTS))  # the script imports its sibling band_level.py
     try:
-        spec = importlib.util.spec_from_file_location("level_vs_lsd", BENCHMARKS / "level_vs_lsd.py")
+        spec = importlib.util.spec_from_file_location("level_vs_lsd", EXPERIMENTS / "level_vs_lsd.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(BENCHMARKS))
+        sys.path.remove(str(EXPERIMENTS))
     return module
 
 

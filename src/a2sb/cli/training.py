@@ -77,7 +77,7 @@ def _train_command(args) -> int:
         return 0
     # A DDP rank leaves without the interpreter's shutdown: after a clean run and destroy_process_group,
     # torch's gloo backend sometimes aborts in its C++ static destructors ("terminate called without an
-    # active exception", SIGABRT; benchmarks/ddp_exit.py: 6 of 48 two-process runs, 0 with os._exit): the job fails.
+    # active exception", SIGABRT; experiments/ddp_exit.py: 6 of 48 two-process runs, 0 with os._exit): the job fails.
     # Everything the run writes is closed by now (checkpoint, metrics, TensorBoard, data workers).
     code = 0
     try:
@@ -132,7 +132,7 @@ def _add_train_and_export(subparsers) -> None:
                    help="the model's default level correction of bandwidth extension (default off)")
     e.add_argument("--band-level-offsets", metavar="JSON",
                    help="band replication's level error per octave, taken off the band level reference "
-                        "(written by benchmarks/level_predictability.py --fit)")
+                        "(written by experiments/level_predictability.py --fit)")
     e.set_defaults(func=_export_command)
 
 

@@ -5,8 +5,8 @@ each clip as `a2sb bench quality --task bwe` does (the middle --max-seconds, But
 restores it with each method and prints, per frequency band above the cutoff, the mean log10 power
 ratio restored / reference (bels: +1 = 10 dB too loud) and the band's own LSD, on the mono mix.
 
-    python benchmarks/band_level.py data/quick_clips --cutoff 4000
-    python benchmarks/band_level.py data/quick_clips --model runs/export --methods a2sb
+    python experiments/band_level.py data/quick_clips --cutoff 4000
+    python experiments/band_level.py data/quick_clips --model runs/export --methods a2sb
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ above the cutoff, per channel, over the frames the bias counts (reference band n
 Clips are degraded as `a2sb bench quality --task bwe` degrades them (the middle --max-seconds,
 Butterworth order 8), sub-folders are groups as for the bench:
 
-    python benchmarks/level_vs_lsd.py data/ab_clips --cutoff 4000
-    python benchmarks/level_vs_lsd.py data/ab_clips --methods a2sb --model runs/m_X
+    python experiments/level_vs_lsd.py data/ab_clips --cutoff 4000
+    python experiments/level_vs_lsd.py data/ab_clips --methods a2sb --model runs/m_X
 """
 
 from __future__ import annotations

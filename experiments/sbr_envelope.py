@@ -1,12 +1,12 @@
 """Experiment (rejected for the pipeline): give a2sb's regenerated band the level of SBR's output.
 
-benchmarks/band_level.py shows the bundled model's band above the cutoff 11-15 dB too quiet below
+experiments/band_level.py shows the bundled model's band above the cutoff 11-15 dB too quiet below
 16 kHz while SBR's tilt-extrapolated level is nearly unbiased. This script rescales a2sb's STFT above
 the cutoff, per third-octave band and per clip, by the power ratio SBR / a2sb (a fraction `share` of
 it in dB, bounded to ±20 dB) and scores the result with the bench's metrics (LSD, LSD above the
 cutoff, LSD up to 16 kHz), on the clips and degradation of `a2sb bench quality --task bwe`.
 
-    python benchmarks/sbr_envelope.py data/quick_clips --cutoff 4000
+    python experiments/sbr_envelope.py data/quick_clips --cutoff 4000
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How often a finished two-process gloo DDP job aborts at exit, with and without os._exit.
 
-    python benchmarks/ddp_exit.py --runs 32
+    python experiments/ddp_exit.py --runs 32
 
 Each run is `torchrun --standalone --nproc_per_node 2` of a toy script (three DDP steps of a linear layer,
 one all_gather, rank 0 a second late every other run, destroy_process_group) that ends either through the

@@ -28,8 +28,8 @@ not count is *sane* when the answer is None or lies between 0.7 × min(truth, B)
 (the filter's edge or the clip's own; `upper` is the truth, or for MP3 the encoder's own lowpass at that
 bitrate, up to which its coding noise may reach), else *wrong* too: a cliff invented in dark music.
 
-    nice -n 10 python benchmarks/detect_grid.py                      # the three held-out packages
-    nice -n 10 python benchmarks/detect_grid.py --packages wesnoth,singularity --json out.json
+    nice -n 10 python experiments/detect_grid.py                      # the three held-out packages
+    nice -n 10 python experiments/detect_grid.py --packages wesnoth,singularity --json out.json
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ left out of the fits and the figures.
 and octave, octaves starting below 20 kHz) as a band level offset table for `a2sb export
 --band-level-offsets` (a2sb.levels.band_level_offsets_db).
 
-    python benchmarks/level_predictability.py [--cache runs/level_predictability.json] [--fit FILE]
+    python experiments/level_predictability.py [--cache runs/level_predictability.json] [--fit FILE]
 """
 
 from __future__ import annotations
