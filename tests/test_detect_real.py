@@ -1,6 +1,6 @@
-"""Cutoff detection on real music: a reduced version of benchmarks/detect_grid.py over the excerpts in
+"""Cutoff detection on real music: a reduced version of experiments/detect_grid.py over the excerpts in
 tests/data (freely licensed game music, see tests/data/README.md), with that script's truth, counting
-rule and scoring. The full grid over the held-out packages and its figures: benchmarks/README.md."""
+rule and scoring. The full grid over the held-out packages and its figures: docs/experiments.md."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ DATA = Path(__file__).resolve().parent / "data"
 
 
 def _grid_module():
-    spec = importlib.util.spec_from_file_location("detect_grid", ROOT / "benchmarks" / "detect_grid.py")
+    spec = importlib.util.spec_from_file_location("detect_grid", ROOT / "experiments" / "detect_grid.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -91,7 +91,7 @@ def test_hit_rates_on_real_music(rows):
     # unsure after the gentle-knee rules (before the slope rule: 19/19, 14/14, 2/2, 17/18, 32/37, 26/52;
     # the Butterworth bound has almost no slack, so a detector change must re-measure it). The targets of
     # issue 14 (95 % within 3 %) are met on the full grid by brick-wall and soxr only, see
-    # benchmarks/README.md
+    # docs/experiments.md
     assert rates["brickwall"] >= 0.89, (rates, _report(rows))
     assert rates["soxr"] >= 0.92, (rates, _report(rows))
     assert rates["mp3"] >= 0.95, (rates, _report(rows))
