@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 import torch
-from band_level import RATE, clip_parser, degraded_clips  # benchmarks/ is the script's folder
+from band_level import RATE, clip_parser, degraded_clips  # experiments/ is the script's folder
 
 from a2sb import baselines, evaluate
 from a2sb.errors import A2SBError
