@@ -139,8 +139,10 @@ def test_config_errors_and_overrides(manifest, tmp_path):
         load_config({**base, "optimizer": {}})
     with pytest.raises(A2SBError, match="unknown key.*model"):
         load_config({**base, "model": {"preset": "tiny", "width": 3}})
-    with pytest.raises(A2SBError, match="data config"):
+    with pytest.raises(A2SBError, match="unknown key.*'data'.*segment"):
         load_config({**base, "data": {"manifests": [manifest], "segment": 1}})
+    with pytest.raises(A2SBError, match="data.p_bwe: expected float"):
+        load_config({**base, "data": {"manifests": [manifest], "p_bwe": "often"}})
     with pytest.raises(A2SBError, match="segment_samples=16384 gives 33 frames.*15872"):
         load_config({**base, "model": {"preset": "tiny"}, "data": {"segment_samples": 16384}})
     with pytest.raises(A2SBError, match="t_min < t_max"):

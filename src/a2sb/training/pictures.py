@@ -18,7 +18,7 @@ def build_batch(batch: dict, noise: torch.Tensor | None = None, prior: Prior | N
     [gap); loss_mask = mask × (rows < true_row) (F14); x1 = picture of degraded with the hole filled
     as `prior` says (default: the published white noise of std 0.5 in all 3 channels, F13; the dsp
     prior puts the DSP estimate of `batch_estimate` under the noise). Masks have one channel: expand to 3
-    before normalising a loss by their sum if the published normalisation (F21) is wanted.
+    before normalising a loss by their sum if the published normalisation (docs/method.md §Training, F21) is wanted.
     """
     prior = prior or Prior()
     clean = batch["clean"].float()

@@ -56,7 +56,7 @@ class StepResult:
 
 
 class Trainer:
-    """The model, optimiser and EMA of one process, and the training step (F19–F21)."""
+    """The model, optimiser and EMA of one process, and the training step (docs/method.md §Bridge, F19–F21)."""
 
     def __init__(self, config: TrainConfig, device: torch.device | str = "cpu", dist_info: DistInfo | None = None):
         self.config = config
@@ -120,7 +120,7 @@ class Trainer:
 
     def loss(self, pictures: dict, t: torch.Tensor, noise: torch.Tensor | None = None,
              model: nn.Module | None = None) -> torch.Tensor:
-        """F21 loss of a built batch {x0, x1, loss_mask} at times t (B,)."""
+        """The loss (docs/method.md §Training, F21) of a built batch {x0, x1, loss_mask} at times t (B,)."""
         x0, x1 = pictures["x0"], pictures["x1"]
         xt = q_sample(self.schedule, x0, x1, t, noise=noise, ot_ode=self.config.bridge.ot_ode)
         target = training_target(self.schedule, xt, x0, t)
