@@ -72,6 +72,7 @@ DETECT_OVERLAP_SECONDS = 10.0
 CUTOFF_SUMMARY_SECONDS = 120.0
 FILL_NOISE_STEP = -1  # PositionalNoise step index of the noise filling the masked region (F13)
 WRITE_SUFFIXES = (".wav", ".flac")
+WRITE_CHUNK = 1 << 18  # output samples assembled and written at a time
 # stereo: the channels' noise shared or one each (published); or mid and side restored (noise each)
 STEREO_MODES = ("shared", "independent", "midside")
 
@@ -599,14 +600,14 @@ def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channe
                                       plan.gap_frames if level_match else None)
         if midside:
             region["wave"] = _mid_side(region["wave"], inverse=True)
-    chunk = 1 << 18
+    chunk = WRITE_CHUNK
     for start in range(0, out_length, chunk):
         stop = min(out_length, start + chunk)
         data = native.read(start, stop).astype(np.float32, copy=True)
         for region in regions:
             lo, hi = max(start, region["out_start"]), min(stop, region["out_stop"])
             if lo < hi:
-                w = region["weight"][lo - region["out_start"]:hi - region["out_start"]]
+                w = region["weight"][:, lo - region["out_start"]:hi - region["out_start"]]
                 model = region["wave"][:, lo - region["out_start"]:hi - region["out_start"]]
                 data[:, lo - start:hi - start] = data[:, lo - start:hi - start] * (1 - w) + model * w
         write(data)
