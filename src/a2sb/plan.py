@@ -201,5 +201,5 @@ def gap_warnings(gaps: list[tuple[float, float]]) -> list[str]:
     if not long:
         return []
     return [f"{len(long)} gap{'s' if len(long) > 1 else ''} longer than {LONG_GAP_SECONDS:g} s "
-            f"({format_gaps(long)}): the model fills gaps up to about {LONG_GAP_SECONDS:g} s well; longer "
-            "fills are filled all the same and may sound wrong"]
+            f"({format_gaps(long)}): the model fills gaps up to about {LONG_GAP_SECONDS:g} s well; they are "
+            "filled all the same and may sound wrong"]
