@@ -1,11 +1,6 @@
 """`a2sb restore` and `a2sb info` end to end, and every kind of bad input: one line, exit 2, no output."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

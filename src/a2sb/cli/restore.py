@@ -36,8 +36,8 @@ def add_parser(sub) -> None:
     what.add_argument("--dry-run", action="store_true", help="only print what would be restored")
     out = p.add_argument_group("output")
     where = out.add_mutually_exclusive_group()
-    where.add_argument("-o", "--output", metavar="FILE", help="output file (one input only); default: NAME.restored.EXT "
-                                                            "beside the input")
+    where.add_argument("-o", "--output", metavar="FILE",
+                       help="output file (one input only); default: NAME.restored.EXT beside the input")
     where.add_argument("--out-dir", metavar="FOLDER", help="folder for the outputs (created if missing)")
     out.add_argument("--format", choices=("flac", "wav", "aiff"), default=None,
                      help="output format; default: the input's (lossy inputs: flac)")
