@@ -217,3 +217,42 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("a2sb ")
+
+
+def test_progress_and_cancel(tmp_path, model_dir):
+    import threading
+
+    from a2sb.restorer import Cancelled
+
+    src = tmp_path / "in.wav"
+    sf.write(src, tone(1.0).T, SR)
+    restorer = Restorer(model_dir, device="cpu")
+    calls = []
+    report = restorer.restore_file(src, tmp_path / "out.wav", cutoff=5000, gaps=None,
+                                   progress=lambda done, total: calls.append((done, total)))
+    assert calls and calls[-1][0] == calls[-1][1] and all(a <= b for (a, _), (b, _) in zip(calls, calls[1:]))
+    assert report.output.exists() and "regenerated the band above 5.0 kHz" in report.describe()
+    cancel = threading.Event()
+
+    def stop_halfway(done, total):
+        if 2 * done >= total:
+            cancel.set()
+
+    with pytest.raises(Cancelled):
+        restorer.restore_file(src, tmp_path / "cancelled.wav", cutoff=5000, gaps=None, progress=stop_halfway,
+                              cancel=cancel)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]  # nothing left behind
+
+
+def test_gap_times_in_minutes_and_seconds():
+    from a2sb.errors import A2SBError
+    from a2sb.plan import parse_gaps
+
+    assert parse_gaps("0:12.0-0:12.4, 1:04.5-1:04.8,75-75.5") == [(12.0, 12.4), (64.5, 64.8), (75.0, 75.5)]
+    assert parse_gaps("1:00:00-1:00:01") == [(3600.0, 3601.0)]
+    for bad in ("1:75-1:76", "a-b", "3-2", "5"):
+        with pytest.raises(A2SBError):
+            parse_gaps(bad)
+    with pytest.raises(A2SBError, match="got '1'") as err:
+        parse_gaps([(1,)])
+    assert "(1,)" not in str(err.value)

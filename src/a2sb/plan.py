@@ -120,7 +120,8 @@ def parse_gaps(value) -> list[tuple[float, float]] | str | None:
         try:
             start, end = (float(v) for v in pair)
         except (TypeError, ValueError):
-            raise A2SBError(f"gap {pair} must be a pair of times in seconds") from None
+            shown = " ".join(map(str, pair)) if isinstance(pair, (list, tuple)) else str(pair)
+            raise A2SBError(f"each gap must be two times (start, end) in seconds, got '{shown}'") from None
         gaps.append(_checked_gap(start, end))
     return gaps
 
