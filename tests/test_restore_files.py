@@ -72,10 +72,21 @@ def test_output_follows_the_input(tmp_path, capsys, subtype, rate, expected):
         assert (f.title, f.artist, f.album) == ("A Title", "Some Artist", "An Album")
     x, _ = sf.read(src, dtype="float32")
     y, _ = sf.read(result, dtype="float32")
-    step = 2.0**-15 if expected == "PCM_16" else 0.0  # 16 bits: TPDF dither of at most one step each way
-    assert np.abs(y - x).max() <= step * 1.0001 + (2**-7 if subtype == "PCM_U8" else 0)
-    if subtype in ("PCM_24", "FLOAT", "PCM_32"):
-        assert np.array_equal(x, y)  # a copy of a lossless input is exact
+    assert np.array_equal(x, y)  # a copy of a lossless input is exact (no dither where nothing is new)
+
+
+def test_16_bit_outputs_are_dithered(tmp_path):
+    from a2sb.output import OutputFormat, finish
+
+    lsb = 2.0**-15
+    x = np.full((1, 200_000), 0.25 * lsb, np.float32)  # a quarter of a 16-bit step
+    fmt = OutputFormat("WAV", "PCM_16", SR)
+    finish([x], tmp_path / "d.wav", fmt, 1, 1.0, seed=3)
+    y, _ = sf.read(tmp_path / "d.wav", dtype="float64")
+    assert set(np.unique(np.round(y / lsb))) <= {-1.0, 0.0, 1.0}  # TPDF: at most one step off
+    assert abs(y.mean() / lsb - 0.25) < 0.01  # undithered rounding would give 0 everywhere
+    finish([x], tmp_path / "e.wav", fmt, 1, 1.0, seed=3)
+    assert (tmp_path / "d.wav").read_bytes() == (tmp_path / "e.wav").read_bytes()  # seeded
 
 
 @pytest.mark.parametrize("fmt,subtype,ext", [("FLAC", "PCM_24", ".flac"), ("AIFF", "PCM_16", ".aiff"),

@@ -507,3 +507,14 @@ def test_gaps_across_the_write_chunk_boundaries(toy, monkeypatch):
         outside[s - fade:e + fade] = False
         assert not np.array_equal(y[:, s:e], x[:, s:e])
     assert np.array_equal(y[:, outside], x[:, outside])
+
+
+def test_quality_presets_scale_the_network_calls(toy):
+    assert toy.default_steps == 50  # 49 network calls
+    steps = {q: Restorer(model=toy, quality=q).settings(2).steps for q in ("fast", "default", "best")}
+    assert steps == {"fast": 25, "default": 50, "best": 99}
+    toy.default_steps = 3  # the bundled model's: 2 calls
+    assert [Restorer(model=toy, quality=q).settings(1).steps for q in ("fast", "default", "best")] == [2, 3, 5]
+    assert Restorer(model=toy, quality="best", steps=4).settings(1).steps == 4  # an expert's steps win
+    with pytest.raises(A2SBError, match="quality"):
+        Restorer(model=toy, quality="ultra")

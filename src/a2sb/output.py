@@ -184,10 +184,11 @@ class OutputFormat:
 
 
 def output_format(info, rate: int, format: str | None = None, path: str | os.PathLike | None = None) -> OutputFormat:
-    """The output's format for an input with soundfile `info` (format, subtype), written at `rate`: the
-    input's container where libsndfile writes it (lossy ones: FLAC), or `format` ("flac", "wav", "aiff"),
-    or the container `path`'s ending names; a sample format with at least the input's bits (float stays
-    float; at most 16 bits and lossy sources: 16-bit, dithered)."""
+    """The output's format for an input with header `info` (its format and subtype, as audio_info or
+    soundfile.info give them), written at `rate`: the input's container where libsndfile writes it (lossy
+    ones: FLAC), or `format` ("flac", "wav", "aiff"), or the container `path`'s ending names; a sample
+    format with at least the input's bits (float stays float; at most 16 bits and lossy sources: 16-bit,
+    dithered)."""
     if format is not None:
         container = chosen_container(format)
     elif path is not None:
@@ -239,17 +240,18 @@ def db(value: float) -> float:
 def finish(source, path: Path, fmt: OutputFormat, channels: int, gain: float, seed: int = 0,
            tags: dict[str, str] | None = None) -> int:
     """Write the (channels, n) float chunks of `source` (an iterable) to `path` in `fmt`, times `gain`,
-    atomically, with `tags` (title, artist, ...: those the container carries); 16-bit outputs get TPDF
-    dither (seeded: the same file every time). Returns the number of samples clipped (none unless
-    `gain` was too high)."""
+    atomically, with `tags` (title, artist, ...: those the container carries). 16-bit outputs get TPDF
+    dither (seeded: the same file every time) where a sample is not on the 16-bit grid already. Returns
+    the number of samples clipped (none unless `gain` was too high)."""
     dither = fmt.subtype == "PCM_16"
     with AudioWriter(path, fmt.rate, channels, fmt.container, fmt.subtype, tags) as writer:
         for index, chunk in enumerate(source):
             chunk = chunk if gain == 1.0 else chunk * np.float32(gain)
-            if dither:
+            if dither:  # samples already on the 16-bit grid (copied from a 16-bit input) are kept as they are
                 rng = np.random.default_rng([seed, index])
                 tpdf = rng.random(chunk.shape, np.float32) - rng.random(chunk.shape, np.float32)
-                scaled = np.floor(chunk * np.float32(32768) + tpdf + np.float32(0.5))
+                exact = chunk * np.float32(32768)
+                scaled = np.where(exact == np.round(exact), exact, np.floor(exact + tpdf + np.float32(0.5)))
                 writer.clipped += int(((scaled > 32767) | (scaled < -32768)).sum())
                 chunk = np.clip(scaled, -32768, 32767).astype(np.int16)
             writer.write(chunk)

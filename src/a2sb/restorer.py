@@ -34,7 +34,7 @@ import soundfile as sf
 import torch
 
 from .analysis import check_input, plan_array, plan_file
-from .audio import CONTAINERS, SAMPLE_RATE, ArrayWave, FileWave, check_writable, resample, temporary_beside
+from .audio import CONTAINERS, SAMPLE_RATE, ArrayWave, FileWave, audio_info, check_writable, resample, temporary_beside
 from .errors import A2SBError
 from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level
 from .masks import PictureMask
@@ -232,13 +232,13 @@ class Restorer:
         if format is not None:
             ext = EXTENSIONS[chosen_container(format)]
         else:
-            ext = ".flac" if is_lossy(sf.info(str(path))) else path.suffix
+            ext = ".flac" if is_lossy(audio_info(path)) else path.suffix
         return (Path(out_dir) if out_dir is not None else path.parent) / f"{path.stem}.restored{ext}"
 
     def check_output(self, input, output, overwrite: bool = False, format: str | None = None) -> None:
         """Refuse (before any work) an output that cannot or must not be written."""
         output = Path(output)
-        info = sf.info(str(input))
+        info = audio_info(input)
         if format is None:
             output_format(info, SAMPLE_RATE, None, output)  # a name whose ending we cannot write
         elif CONTAINERS.get(output.suffix.lower()) != chosen_container(format):
@@ -268,7 +268,7 @@ class Restorer:
         else:
             check_input(path, self.downmix)
         plan = check_plan(plan)
-        info = sf.info(path)
+        info = audio_info(path)
         downmix = self.downmix and info.channels > 2
         fmt = output_format(info, output_rate(plan.sample_rate, plan.cutoff_hz), format,
                             output if format is None else None)
