@@ -16,15 +16,16 @@ QUALITY_HELP = "fast: half the network calls; best: twice as many (slower)"
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "restore", help="restore music files: regenerate a lost high band, fill dropouts",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Restore music: regenerate the band a lowpass filter (or a lossy encoder) removed and "
-                    "fill dropouts. By default both are detected; what was found is printed before the work "
-                    "and what was done after it. The output has the input's rate, format and tags, and "
-                    "never clips (a loud result is lowered and the gain reported).",
-        epilog="Examples: a2sb restore song.mp3  |  a2sb restore old.wav --cutoff 4000 --plot  |  "
-               "a2sb restore ALBUM --out-dir restored --recursive --skip-existing  |  "
-               "a2sb restore ARCHIVE --out-dir OUT --shard 3/8 (files 3, 11, 19, ... of the sorted list)")
+        "restore", help="restore music files: regenerate a lost high band, fill dropouts", formatter_class=_Help,
+        description="Restore music: regenerate the band a lowpass filter (or a lossy encoder) removed and fill\n"
+                    "dropouts. By default both are detected; what was found is printed before the work and\n"
+                    "what was done after it. The output has the input's rate, format and tags, and never\n"
+                    "clips (a loud result is lowered and the gain reported).",
+        epilog="examples:\n"
+               "  a2sb restore song.mp3                      # writes song.restored.flac\n"
+               "  a2sb restore old.wav --cutoff 4000 --plot\n"
+               "  a2sb restore ALBUM --out-dir OUT --recursive --skip-existing\n"
+               "  a2sb restore ARCHIVE --out-dir OUT --shard 3/8   # files 3, 11, 19, ... of the sorted list")
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="audio files (anything libsndfile reads: WAV, FLAC, MP3, Ogg, AIFF, ...) or folders of them")
     what = p.add_argument_group("what to restore")
@@ -66,6 +67,16 @@ def add_parser(sub) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_info_command)
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Description and examples as written; "(default: ...)" after the options that have one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.option_strings and action.default not in (None, False, argparse.SUPPRESS):
+            text += " (default: %(default)s)"
+        return text
 
 
 def _shard(text: str) -> tuple[int, int]:
