@@ -11,12 +11,9 @@ def add_parser(subparsers) -> None:
 
     add_degrade_command(subparsers)
 
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score restored audio against references (LSD, SiSpec, ...)",
-        description="Score RESTORED against REFERENCE: two files, or two folders matched by file name. "
-        "Prints a Markdown table.",
-    )
+    parser = subparsers.add_parser("evaluate", help="score restored audio against references (LSD, SiSpec, ...)",
+                                   description="Score RESTORED against REFERENCE: two files, or two folders "
+                                               "matched by file name. Prints a Markdown table.")
     parser.add_argument("reference", metavar="REFERENCE")
     parser.add_argument("restored", metavar="RESTORED")
     parser.add_argument("--cutoff", type=float, metavar="HZ", help="also report LSD above this frequency")
@@ -26,12 +23,10 @@ def add_parser(subparsers) -> None:
 
     bench = subparsers.add_parser("bench", help="benchmarks", description="Benchmarks.")
     bench_sub = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    quality = bench_sub.add_parser(
-        "quality",
-        help="degrade clean files, restore with each method, score",
-        description="For every clean audio file in DIR: degrade it (lowpass or periodic gaps), restore it "
-        "with each method, score it against the clean file, and print mean and 95%% interval per method.",
-    )
+    quality = bench_sub.add_parser("quality", help="degrade clean files, restore with each method, score",
+                                   description="For every clean audio file in DIR: degrade it (lowpass or "
+                                   "periodic gaps), restore it with each method, score it against the clean "
+                                   "file, and print mean and 95%% interval per method.")
     quality.add_argument("directory", metavar="DIR")
     quality.add_argument("--task", choices=("bwe", "inpaint"), required=True)
     quality.add_argument("--cutoff", type=float, default=4000.0, help="bwe: lowpass cutoff in Hz (default 4000)")

@@ -4,16 +4,14 @@ The model code (torch) is imported when a command runs, not while the parser is 
 
 from __future__ import annotations
 
-import argparse
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("convert-checkpoint", help="convert released Lightning .ckpt files to a model folder",
                        description="Convert NVIDIA's released A2SB checkpoints (one per expert, in t order) "
                                    "to our safetensors + JSON model folder. No pickled code is executed.")
     p.add_argument("checkpoints", nargs="+", metavar="CKPT")
-    p.add_argument("--t-cutoffs", type=_floats, default=None,
-                   help="comma-separated t cutoffs between experts (default: evenly spaced, 0.5 for two)")
+    p.add_argument("--t-cutoffs", type=float, nargs="+", default=None, metavar="T",
+                   help="t cutoffs between the experts (default: evenly spaced, 0.5 for two)")
     p.add_argument("--config", default=None,
                    help="AttnUNetF arguments (YAML/JSON; the published vf_model.init_args work as is); "
                         "default: the paper configuration")
@@ -24,13 +22,6 @@ def add_parser(sub) -> None:
     p = sub.add_parser("model-info", help="describe a model (bundled name, folder or .ckpt files)")
     p.add_argument("source", nargs="*", default=["default"])
     p.set_defaults(func=_info)
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
 
 
 def _convert(args) -> int:
