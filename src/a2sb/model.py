@@ -67,8 +67,8 @@ class A2SBModel(NoisePredictor):
         self.default_sampler = default_sampler
         if default_band_level not in BAND_LEVELS:
             raise A2SBError(f"band level must be one of {', '.join(BAND_LEVELS)}, got '{default_band_level}'")
-        self.default_band_level = default_band_level  # bandwidth extension's level correction (a2sb.pipeline)
-        # measured error of band replication's level per octave, taken off the level reference (a2sb.pipeline)
+        self.default_band_level = default_band_level  # bandwidth extension's level correction (a2sb.levels)
+        # measured error of band replication's level per octave, taken off the level reference (a2sb.levels)
         self.band_level_offsets = check_band_level_offsets(band_level_offsets)
         self.prior = prior or Prior()  # how x1 was filled in training: restoration must do the same
         self.provenance = dict(provenance or {})

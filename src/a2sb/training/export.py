@@ -21,7 +21,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
     """Build an inference bundle from one run or several expert runs (model folder for load_model).
     Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet.
     `stereo_mix` (dsp prior, restoration only: training items are mono) goes into the model's prior;
-    `band_level` is the model's default level correction of bandwidth extension (a2sb.pipeline), and
+    `band_level` is the model's default level correction of bandwidth extension (a2sb.levels), and
     `band_level_offsets` band replication's measured level error it takes off (experiments/level_predictability.py)."""
     from ..model import PUBLISHED_STEPS, A2SBModel, save_model
 
