@@ -25,17 +25,37 @@ music that falls by itself), the music already falls steeply in the octave below
 Thresholds were measured on held-out real music lowpassed at 2-16 kHz (benchmarks/detect_grid.py and
 its section of benchmarks/README.md).
 
-Gaps: runs where every channel is digitally silent, or is at the recording's noise floor and far
-(`GAP_DEPTH_DB`) below the surrounding second of music. A dropout in one channel only is not a gap:
-inpainting works on the whole signal and the other channel still carries the music there.
+Gaps: only *digital dropouts* are reported, never music's own quiet. A dropout is
+
+1. a run of at least `MIN_DROPOUT_SECONDS` in which every channel repeats one exact value: digital
+   silence (exact zeros) or a held sample (a converter or a damaged file repeating its last value).
+   Dithered, noisy or recorded silence is never exactly constant, so rests, room tone and fade tails
+   above the last bit are not candidates at all;
+2. inside sounding audio, with the music loud right up to both edges: the `EDGE_SECONDS` next to the
+   run on each side stand within `EDGE_DROP_DB` of the music's level over the `CONTEXT_SECONDS` on
+   the same side (levels of the departure from the held value, loudest channel). Music cut off by a
+   dropout is as loud at the cut as around it (on real music the 10 ms next to any point stand at most
+   20 dB below the second around it, 16 dB at the 99.9th percentile), while a fade-out, a decaying
+   note or a rest reach digital silence from far below their context (a linear fade to zero 40 dB
+   below it over 10 ms, any 16-bit fade more). So the digital silence between joined tracks, which
+   sits between a fade-out or a decay and the next track's start, is not a dropout;
+3. shorter than `MAX_DROPOUT_SECONDS`: longer digital silence is taken as intended (a pause, the
+   2 s between tracks on a CD), and runs that touch the start or the end are leading or trailing silence.
+
+The run is reported exactly, to the sample: from its first sample with the held value to the sample
+after its last (a held sample's run thus starts at the last good sample, which it repeats). A dropout
+in one channel only is not a gap: inpainting works on the whole signal and the other channel still
+carries the music there. A dropout that was later dithered or re-encoded (no longer exactly constant)
+is not found: give it explicitly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import grey_opening, maximum_filter1d, uniform_filter1d
+from scipy.ndimage import grey_opening
 from scipy.signal import get_window
 
 from .errors import A2SBError
@@ -89,10 +109,16 @@ LOUD_FRAME_RANGE_DB = 40.0
 BIN_HZ = 10.77  # 4096-point frames at 44.1 kHz
 MAX_FRAMES = 6000
 
-GAP_DEPTH_DB = 50.0
-FLOOR_RANGE_DB = 10.0
-BLOCK_SECONDS = 0.001
-CONTEXT_SECONDS = 1.0
+# Dropouts (see the module docstring)
+MIN_DROPOUT_SECONDS = 0.02  # shorter runs of a held value are not reported
+MAX_DROPOUT_SECONDS = 2.0  # longer ones are intended silence (a pause, a CD's 2 s between tracks)
+EDGE_SECONDS = 0.01  # the music next to a run ...
+CONTEXT_SECONDS = 1.0  # ... against its level over this much on the same side
+EDGE_DROP_DB = 30.0  # a dropout's edges stand within this of the context; a fade or decay falls further
+LEVEL_SECONDS = 10.0  # the music's level around a run: this much on each side ...
+BLOCK_SECONDS = 0.1  # ... in blocks this long ...
+LEVEL_PERCENTILE = 95.0  # ... their power at this percentile
+QUIET_DB = 45.0  # a dropout's edges stand within this of the music's level
 
 CHUNK = 1 << 20  # samples per slice when scanning long audio
 
@@ -365,105 +391,82 @@ def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, pen
 # Gaps
 
 
-def detect_gaps(audio, sample_rate: float, min_gap: float = 0.02) -> list[tuple[float, float]]:
-    """(start, end) seconds of silent gaps of at least `min_gap` s inside the music.
-
-    A gap is where all channels are digitally silent or at least GAP_DEPTH_DB below the surrounding
-    second. Leading and trailing silence are not gaps, nor are soft passages and fades.
+def detect_gaps(audio, sample_rate: float, min_gap: float = MIN_DROPOUT_SECONDS,
+                max_gap: float = MAX_DROPOUT_SECONDS) -> list[tuple[float, float]]:
+    """(start, end) seconds of the digital dropouts inside the music: runs of at least `min_gap` and
+    under `max_gap` seconds in which every channel holds one exact value, with the music loud right up
+    to both edges (see the module docstring). `start`·rate and `end`·rate are the first sample of the
+    run and the one after its last, exactly.
     """
     x = _validated(audio, sample_rate)
     if not min_gap > 0:
         raise A2SBError(f"minimum gap length must be positive, got {min_gap}")
-    block = max(1, int(round(sample_rate * BLOCK_SECONDS)))
+    if not max_gap > min_gap:
+        raise A2SBError(f"maximum gap length must exceed the minimum ({min_gap:g} s), got {max_gap}")
     n = x.shape[1]
-    n_blocks = -(-n // block)
-    block_power = _block_power(x, block)
-    block_db = _db(block_power)
-
-    context = int(round(CONTEXT_SECONDS / BLOCK_SECONDS))
-    smooth_db = _db(uniform_filter1d(block_power, 50, mode="nearest"))  # 50 ms: ignore single clicks
-    surround_db = maximum_filter1d(smooth_db, 2 * context + 1, mode="nearest")
-    # Near-silence must also sit at the recording's noise floor (its quietest blocks), so that the
-    # quietest moments of a soft passage, still well above the floor, are not taken for gaps.
-    audible = block_power > 0
-    floor_db = np.percentile(block_db[audible], 1) if audible.any() else -300.0
-    quiet = (block_db <= surround_db - GAP_DEPTH_DB) & (block_db <= floor_db + FLOOR_RANGE_DB)
-    quiet |= ~audible
-
+    shortest = max(2, int(math.ceil(min_gap * sample_rate)))
+    edge = max(1, int(round(EDGE_SECONDS * sample_rate)))
+    context = max(edge, int(round(CONTEXT_SECONDS * sample_rate)))
+    block = max(1, int(round(BLOCK_SECONDS * sample_rate)))
+    blocks = _block_power(x, block)
+    reach = int(round(LEVEL_SECONDS / BLOCK_SECONDS))
     gaps = []
-    for first, last in _runs(quiet):
-        # extend over the same floor: the middle of a long gap is far from any music
-        limit = block_db[first:last].max() + 6.0
-        first, last = _extend(block_db, first, last, limit)
-        if first == 0 or last == n_blocks:
-            continue  # leading or trailing silence
-        if gaps and first < gaps[-1][1]:
-            continue  # already covered by the previous run's extension
-        before = block_power[max(0, first - context) : first].mean()
-        after = block_power[last : last + context].mean()
-        inside = block_power[first:last].mean()
-        if inside > 0 and _db(max(before, after)) - _db(inside) < GAP_DEPTH_DB:
-            continue
-        start, end = _refine(x, first * block, min(last * block, n), block, inside)
-        if (end - start) / sample_rate >= min_gap:
-            gaps.append((first, last, start, end))
-    return [(start / sample_rate, end / sample_rate) for _, _, start, end in gaps]
+    for start, end in _constant_runs(x, shortest):
+        if (end - start) / sample_rate >= max_gap or start < edge or end > n - edge:
+            continue  # intended silence, or leading/trailing silence
+        value = x[:, start : start + 1].astype(np.float64)  # the held value of each channel (0: digital silence)
+        before, after = x[:, max(0, start - context) : start], x[:, end : end + context]
+        near = np.concatenate([blocks[max(0, start // block - reach) : start // block],
+                               blocks[-(-end // block) : -(-end // block) + reach]])
+        music = float(np.percentile(near, LEVEL_PERCENTILE)) * 10 ** (-QUIET_DB / 10)
+        if _abrupt(before[:, -edge:], before, value, music) and _abrupt(after[:, :edge], after, value, music):
+            gaps.append((start / sample_rate, end / sample_rate))
+    return gaps
 
 
 def _block_power(x: np.ndarray, block: int) -> np.ndarray:
-    """Mean power per block of the loudest channel (all channels must be silent for a gap)."""
+    """Mean power of the loudest channel in blocks of `block` samples (the last one shorter)."""
     n = x.shape[1]
-    chunk = CHUNK // block * block
+    step = max(1, CHUNK // block) * block
     powers = []
-    for i in range(0, n, chunk):
-        part = x[:, i : i + chunk].astype(np.float64)
-        size = part.shape[1]
-        blocks = -(-size // block)
-        part = np.pad(part, ((0, 0), (0, blocks * block - size)))
-        counts = np.full(blocks, float(block))
-        counts[-1] = size - (blocks - 1) * block
-        powers.append(((part**2).reshape(len(part), blocks, block).sum(axis=2) / counts).max(axis=0))
+    for i in range(0, n, step):
+        part = x[:, i : i + step].astype(np.float64) ** 2
+        whole = part.shape[1] // block * block
+        powers.append(part[:, :whole].reshape(len(part), -1, block).mean(axis=2).max(axis=0))
+        if whole < part.shape[1]:
+            powers.append(part[:, whole:].mean(axis=1).max(keepdims=True))
     return np.concatenate(powers)
 
 
-def _db(power):
-    return 10 * np.log10(np.maximum(power, 1e-30))
+def _constant_runs(x: np.ndarray, shortest: int) -> list[tuple[int, int]]:
+    """[start, end) sample ranges of at least `shortest` samples over which every channel keeps one
+    exact value (scanned in slices that overlap by one sample, so long audio needs no big mask)."""
+    n = x.shape[1]
+    runs: list[tuple[int, int]] = []
+    for i in range(0, n - 1, CHUNK):
+        part = x[:, i : min(n, i + CHUNK + 1)]
+        same = (part[:, 1:] == part[:, :-1]).all(axis=0)  # same[k]: sample i+k+1 repeats sample i+k
+        a, b = _runs(same)
+        keep = (b - a + 1 >= shortest) | (a == 0) | (b == len(same))  # (the slice's ends may continue)
+        for start, end in zip((i + a[keep]).tolist(), (i + b[keep] + 1).tolist()):
+            if runs and runs[-1][1] == start + 1:  # a run that crosses the slice border
+                start = runs.pop()[0]
+            runs.append((start, end))
+    return [(start, end) for start, end in runs if end - start >= shortest]
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[first, last) index ranges of the True runs."""
+def _abrupt(edge: np.ndarray, context: np.ndarray, value: np.ndarray, music: float) -> bool:
+    """Whether the music right next to a run (`edge`) stands within EDGE_DROP_DB of its level over
+    `context` on that side and above `music` (power). Levels are of the departure from the run's held
+    `value`, the loudest channel's."""
+    def power(part):
+        return float(((part.astype(np.float64) - value) ** 2).mean(axis=1).max())
+
+    level = power(edge)
+    return level > 0 and level >= music and level >= power(context) * 10 ** (-EDGE_DROP_DB / 10)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(firsts, stops): the [first, stop) index ranges of the True runs."""
     change = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(change[::2].tolist(), change[1::2].tolist()))
-
-
-def _extend(block_db: np.ndarray, first: int, last: int, limit: float) -> tuple[int, int]:
-    """Grow [first, last) while the neighbouring blocks stay at or below `limit` dB."""
-    look = 1024
-    while first > 0:
-        louder = np.flatnonzero(block_db[max(0, first - look) : first] > limit)
-        if len(louder):
-            first = max(0, first - look) + louder[-1] + 1
-            break
-        first = max(0, first - look)
-        look *= 2
-    look = 1024
-    while last < len(block_db):
-        louder = np.flatnonzero(block_db[last : last + look] > limit)
-        if len(louder):
-            last += louder[0]
-            break
-        last = min(len(block_db), last + look)
-        look *= 2
-    return first, last
-
-
-def _refine(x: np.ndarray, start: int, end: int, block: int, inside_power: float) -> tuple[int, int]:
-    """Move the block-aligned boundaries outwards to the last/first sample above the gap's noise."""
-    threshold = 4 * np.sqrt(inside_power)  # ~4 sigma of the gap's own noise; 0 for digital silence
-    before = np.abs(x[:, max(0, start - block) : start]).max(axis=0, initial=0)
-    louder = np.flatnonzero(before > threshold)
-    start -= len(before) - (louder[-1] + 1) if len(louder) else len(before)
-    after = np.abs(x[:, end : end + block]).max(axis=0, initial=0)
-    louder = np.flatnonzero(after > threshold)
-    end += louder[0] if len(louder) else len(after)
-    return start, end
+    return change[::2], change[1::2]
