@@ -36,7 +36,14 @@ import torch
 
 from .audio import SAMPLE_RATE, audio_info, read_audio, resample
 from .errors import A2SBError
-from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level, match_context_level
+from .levels import (
+    BAND_LEVEL_DB,
+    band_level_offsets_db,
+    long_gap_warnings,
+    make_fill_safe,
+    match_band_level,
+    match_context_level,
+)
 from .model import BAND_LEVELS
 from .prior import PictureEstimate, Prior
 from .prior import fill as fill_prior
@@ -594,9 +601,10 @@ def _write_spliced(blocks, plan: _Plan, picture: WaveformPicture, native, channe
         for j in range(a, b):
             for index in wanted.get(j, ()):
                 columns[index][j] = None if x0 is None else x0[..., j - a].float().cpu().clone()
+    all_gaps = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in plan.gaps]
     for region, cols in zip(regions, columns):
         region["wave"] = _region_wave(region, cols, picture, channels, out_rate,
-                                      plan.gap_frames if level_match else None)
+                                      plan.gap_frames if level_match else None, all_gaps)
         if midside:
             region["wave"] = _mid_side(region["wave"], inverse=True)
     chunk = 1 << 18
@@ -656,7 +664,7 @@ def _splice_weight(gaps: list[tuple[int, int]], n0: int, n1: int, rate: int) -> 
 
 
 def _region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: int, out_rate: int,
-                 gap_frames=None) -> np.ndarray:
+                 gap_frames=None, all_gaps=()) -> np.ndarray:
     first, stop = region["first_frame"], region["stop_frame"]
     frames = []
     for j in range(first, stop):
@@ -671,8 +679,9 @@ def _region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: i
     wave = samples.numpy()[:, region["n0"] - start:region["n1"] - start]
     if gap_frames is not None:  # level match on
         inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in region["gaps"]]
-        wave = match_context_level(wave, region, picture, gap_frames,
-                                   _splice_weight(inside, region["n0"], region["n1"], SAMPLE_RATE))
+        weight = _splice_weight(inside, region["n0"], region["n1"], SAMPLE_RATE)
+        wave = match_context_level(wave, region, picture, gap_frames, weight)
+        wave = make_fill_safe(wave, region["n0"], weight, inside, all_gaps, picture.read, picture.length)
     if out_rate != SAMPLE_RATE:
         wave = resample(wave, SAMPLE_RATE, out_rate)
     length = region["out_stop"] - region["out_start"]
@@ -692,6 +701,8 @@ def _prepare(analysis: Analysis, cutoff, gaps, name: str):
     if gaps == "auto":
         gaps = analysis.gaps
     gaps = check_gaps(gaps or [], analysis.duration, name)
+    for message in long_gap_warnings(gaps):
+        _warn(f"{name}: {message}")
     if cutoff is None and not gaps:
         _warn(f"nothing to restore in {name}: full band and no gaps; the output is the input")
     return cutoff, gaps
