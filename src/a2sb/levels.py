@@ -166,7 +166,9 @@ def match_context_level(wave: np.ndarray, region: dict, picture, gap_frames, wei
 
 FILL_CONTEXT_SECONDS = 1.0  # the neighbourhood of a gap: this much of the input on each side
 FILL_LEVEL_DB = 1.5  # the fill's level per octave is brought within this of its context's ...
-FILL_LEVEL_PASSES = 3  # ... judged again after each resynthesis, this many times at most
+FILL_LEVEL_PASSES = 8  # ... judged again after each resynthesis, this many times at most (an octave next
+# to an empty one, as above a lowpass, converges over several: the ramp between them leaks)
+FILL_BAND_RAMP_OCT = 1 / 24  # the gain changes from one octave's to the next's over this much on each side
 FILL_PEAK_DB = 3.0  # no sample of a fill above the neighbourhood's peak + this (nor above full scale)
 FILL_LIMIT_SECONDS = 0.0025  # the limiter's gain reaches its floor this long before a peak and recovers as slowly
 MAX_FILL_SECONDS = 1.0  # the longest gap the model was trained to fill
@@ -219,13 +221,15 @@ def _band_gains_db(fill: np.ndarray, context: np.ndarray, tolerance_db: float) -
 
 
 def _bin_gains(gains_db: np.ndarray, edges: np.ndarray, bins: int, rate: float = SAMPLE_RATE) -> np.ndarray:
-    """Per-bin linear gains (bins,) of an N_FFT-point STFT: the band gains (dB) at the bands' centres (in
-    log frequency) and interpolated linearly in log frequency between them, so no step in frequency
-    smears the fill in time."""
-    low = np.maximum(edges[:-1], edges[1] / 2)
-    centres = np.log2(np.sqrt(low * edges[1:]))
+    """Per-bin linear gains (bins,) of an N_FFT-point STFT: each band's gain (dB) across the band, changing
+    linearly in log frequency over FILL_BAND_RAMP_OCT around each band edge, so no step in frequency smears
+    the fill in time while each band still gets (nearly) its own gain."""
+    low = np.log2(np.maximum(edges[:-1], edges[1] / 2))
+    high = np.log2(edges[1:])
+    ramp = np.minimum(FILL_BAND_RAMP_OCT, (high - low) / 4)
+    points = np.stack([low + ramp, high - ramp], axis=1).ravel()
     freqs = np.log2(np.maximum(np.arange(bins) * rate / N_FFT, rate / N_FFT))
-    return 10 ** (np.interp(freqs, centres, gains_db) / 20)
+    return 10 ** (np.interp(freqs, points, np.repeat(gains_db, 2)) / 20)
 
 
 def make_fill_safe(wave: np.ndarray, n0: int, weight: np.ndarray, gaps: list[tuple[int, int]],
@@ -256,16 +260,16 @@ def make_fill_safe(wave: np.ndarray, n0: int, weight: np.ndarray, gaps: list[tup
     known = np.ones(hi - lo, bool)
     for s, e in all_gaps:
         known[max(0, s - lo):max(0, min(hi, e) - lo)] = False
-    wave = wave.astype(np.float64)
+    wave = wave.astype(np.float32)
     edges = octave_edges()
     padded = N_FFT  # zeros around the region, so that short regions have whole frames
+    segments = [int(min(N_FFT, 2 ** math.floor(math.log2(max(e - s, 16))))) for s, e in gaps]
+    contexts = [band_power(x[:, a:b], known[a:b], segment, edges) for segment, (a, b) in
+                zip(segments, ((max(lo, s - reach) - lo, min(hi, e + reach) - lo) for s, e in gaps))]
     for _ in range(FILL_LEVEL_PASSES):
         gains, changed = [], False
-        for s, e in gaps:
-            segment = int(min(N_FFT, 2 ** math.floor(math.log2(max(e - s, 16)))))
+        for (s, e), segment, (context, found) in zip(gaps, segments, contexts):
             fill, count = band_power(wave[:, s - n0:e - n0], None, segment, edges)
-            a, b = max(lo, s - reach) - lo, min(hi, e + reach) - lo
-            context, found = band_power(x[:, a:b], known[a:b], segment, edges)
             gain = _band_gains_db(fill, context, FILL_LEVEL_DB) if count and found else np.zeros(len(edges) - 1)
             changed |= bool(np.abs(gain).max() > 0.05)
             gains.append(_bin_gains(gain, edges, N_FFT // 2 + 1))
@@ -276,7 +280,7 @@ def make_fill_safe(wave: np.ndarray, n0: int, weight: np.ndarray, gaps: list[tup
         # each frame takes the gains of the gap nearest to it (the borders lie halfway between gaps)
         middles = [(gaps[i][1] + gaps[i + 1][0]) / 2 for i in range(len(gaps) - 1)]
         nearest = np.searchsorted(middles, centres)
-        per_frame = torch.from_numpy(np.stack(gains)[nearest].T)  # (bins, frames)
+        per_frame = torch.from_numpy(np.stack(gains)[nearest].T.astype(np.float32))  # (bins, frames)
         wave = istft(spec * per_frame, length=n + 2 * padded).numpy()[:, padded:padded + n]
     # the peak: of the neighbourhood's known samples
     peak = float(np.abs(x[:, known]).max()) if known.any() else 0.0
