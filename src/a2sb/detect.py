@@ -21,7 +21,11 @@ filter. Found on the warped axis (see `_warp`):
 When knees far apart explain the descent about equally well (`AMBIGUITY`: a gentle filter over
 music that falls by itself), the music already falls steeply in the octave below the knee
 (`PASSBAND_SLOPE_DB_OCT`), or the roll-off is too gentle to place, the estimate is *unsure*:
-`estimate_cutoff` says so with a reason and `detect_cutoff` returns None, rather than a wrong edge.
+`estimate_cutoff` says so with a reason and `detect_cutoff` returns None, rather than a wrong edge. Its
+result (`CutoffEstimate`) also says what kind of limit it found and, for an unsure one, where the roll-off
+starts ("gentle roll-off from about 9.8 kHz: pass --cutoff"): the descent followed down while the spectrum
+above falls at least `ONSET_SLOPE_DB_OCT`, or the knee when a knee was fitted and lies lower. A brick wall
+between `MP3_LIKE_HZ` is named MP3-like.
 Thresholds were measured on held-out real music lowpassed at 2-16 kHz (benchmarks/detect_grid.py and
 its section of benchmarks/README.md).
 
@@ -72,9 +76,13 @@ EDGE_REACH_DB = 20.0  # above the content edge nothing stands more than this abo
 EDGE_RISE_DB = 20.0  # the top of the final descent stands at least this far above the floor
 DESCENT_SLOPE_DB_OCT = 12.0  # the descent is followed down while it falls at least this steeply ...
 DESCENT_STEP_OCT = 1 / 3  # ... over this span
+ONSET_SLOPE_DB_OCT = 4.5  # a gentle roll-off starts where the spectrum above falls at least this steeply
+# (on Butterworths of order 2-4 over synthetic music the onset then lies within 0.77-1.21 of the -3 dB point)
 CLIFF_DROP_DB = 30.0  # a cliff falls this far (or, into a nearer floor, all the way) ...
 CLIFF_SPAN_OCT = 1.5  # ... within this span
-GENTLE_FULL_BAND = 0.85  # a gentle roll-off starting above this fraction of Nyquist is full band, not unsure
+GENTLE_FULL_BAND = 0.85  # a gentle roll-off starting above this fraction of Nyquist (at most 22.05 kHz's) is
+# full band, not unsure: at 48 or 96 kHz as at 44.1 kHz
+MP3_LIKE_HZ = (15000.0, FULL_BAND_HZ)  # a brick wall in this range is named MP3-like
 AMBIGUITY = 0.10  # unsure when a knee this far off ...
 AMBIGUITY_FAR = 0.15  # ... (relative frequency) fits within this fraction of the best residual
 # Unsure when the octave below a knee that is not a wall (PASSBAND_SPAN_OCT: from 1 to 0.15 octave below
@@ -151,12 +159,41 @@ def _validated(audio, sample_rate) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CutoffEstimate:
-    """What `estimate_cutoff` found: `cutoff` in Hz (None: full band, or unsure), and whether it is
-    unsure, with the reason in words."""
+    """What `estimate_cutoff` found: `cutoff` in Hz (None: full band, or unsure), whether it is unsure,
+    with the reason in words, and what kind of band limit it is:
+
+    - "full band": nothing lost (also a gentle roll-off that starts above GENTLE_FULL_BAND of 22.05 kHz);
+    - "silent": nothing to judge;
+    - "lowpass": an edge at `cutoff` (its -3 dB point, or the edge of a steep one);
+    - "wall": a brick wall at `cutoff`; between MP3_LIKE_HZ it is named MP3-like (lossy encoders cut
+      there; their intermittent band holes below it are not checked);
+    - "gentle": a roll-off from about `onset` Hz whose -3 dB point cannot be placed: no cutoff is guessed
+      (None, or the input's Nyquist when that is below full band), the user should give one;
+    - "nyquist": no edge below the input's own Nyquist (input sampled below 44.1 kHz).
+
+    `note` says it in words, as the restore path and `a2sb info` print it."""
 
     cutoff: float | None
     unsure: bool = False
     reason: str = ""
+    kind: str = "full band"
+    onset: float | None = None
+
+    @property
+    def note(self) -> str:
+        khz = None if self.cutoff is None else f"{self.cutoff / 1000:.1f} kHz"
+        if self.kind == "gentle":
+            onset = "" if self.onset is None else f" from about {self.onset / 1000:.1f} kHz"
+            taken = f" (taken as the sample rate's limit, {khz})" if khz else ""
+            return f"gentle roll-off{onset}: pass --cutoff{taken}"
+        if self.kind == "wall":
+            mp3 = " (MP3-like)" if MP3_LIKE_HZ[0] <= self.cutoff < MP3_LIKE_HZ[1] else ""
+            return f"brick-wall lowpass at {khz}{mp3}"
+        if self.kind == "lowpass":
+            return f"lowpass at {khz}"
+        if self.kind == "nyquist":
+            return f"band-limited by the sample rate at {khz}"
+        return "silent: no cutoff" if self.kind == "silent" else "full band"
 
 
 def detect_cutoff(audio, sample_rate: float) -> float | None:
@@ -178,17 +215,21 @@ def estimate_cutoff(audio, sample_rate: float) -> CutoffEstimate:
 
 def _estimate(freqs: np.ndarray, power: np.ndarray | None, nyquist: float) -> CutoffEstimate:
     """`estimate_cutoff` from the long-term spectrum."""
-    edge, reason = None, ""
-    if power is not None:
-        edge, reason = _find_edge(freqs, power, nyquist)
+    if power is None:
+        return CutoffEstimate(nyquist if nyquist < FULL_BAND_HZ else None, kind="silent")
+    edge, reason, onset, wall = _find_edge(freqs, power, nyquist)
     unsure = bool(reason)
+    onset = float(onset) if unsure and onset is not None else None
+    kind = "gentle" if unsure else ("wall" if wall else "lowpass")
     if edge is not None and edge >= FULL_BAND_HZ:
-        edge, unsure, reason = None, False, ""  # an edge up where ADCs put theirs is full band
+        edge, unsure, reason, kind = None, False, "", "full band"  # an edge up where ADCs put theirs is full band
+    if edge is None and not unsure:
+        kind = "full band"
     if edge is None and nyquist < FULL_BAND_HZ:
-        edge = nyquist
+        edge, kind = nyquist, kind if unsure else "nyquist"
     if edge is None:
-        return CutoffEstimate(None, unsure, reason)
-    return CutoffEstimate(float(min(edge, nyquist)), unsure, reason)
+        return CutoffEstimate(None, unsure, reason, kind, onset)
+    return CutoffEstimate(float(min(edge, nyquist)), unsure, reason, kind, onset)
 
 
 def _long_term_spectrum(x: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -247,12 +288,13 @@ def _warped_spectrum_db(freqs: np.ndarray, power: np.ndarray, nyquist: float) ->
     return grid, 10 * np.log10(np.maximum(mean, tiny))
 
 
-def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[float | None, str]:
-    """(edge Hz or None, reason it is unsure or ""): see the module docstring."""
+def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[float | None, str, float | None, bool]:
+    """(edge Hz or None, reason it is unsure or "", where the roll-off starts (Hz, when one was found),
+    whether the edge is a wall): see the module docstring."""
     grid, level = _warped_spectrum_db(freqs, power, nyquist)
     n = len(grid)
     if n < 8:
-        return None, ""
+        return None, "", None, False
     step = GRID_STEPS_PER_OCT
     # An opening (min then max filter) removes peaks narrower than its width (strong partials) but
     # leaves monotone stretches, hence filter slopes and edges, exactly as they are.
@@ -271,29 +313,34 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
     else:
         standing = np.flatnonzero(ceiling > floor + EDGE_REACH_DB)
         if not len(standing) or standing[-1] + 1 >= n:
-            return None, ""  # silence at the floor, or content up to Nyquist: full band
+            return None, "", None, False  # silence at the floor, or content up to Nyquist: full band
         edge = int(standing[-1]) + 1
         if freq[edge] >= FLOOR_BAND[0] * nyquist:
-            return None, ""  # content reaches the band where the floor is measured: full band
+            return None, "", None, False  # content reaches the band where the floor is measured: full band
         span, steep = max(1, int(DESCENT_STEP_OCT * step)), DESCENT_SLOPE_DB_OCT * DESCENT_STEP_OCT
         start = edge - 1
         while start - span >= lowest and ceiling[start - span] - ceiling[start] >= steep:
             start -= 1
         rise = ceiling[start] - floor
         if rise < EDGE_RISE_DB:
-            return None, ""  # what reaches the floor there is too faint to be the music's edge
+            return None, "", None, False  # what reaches the floor there is too faint to be the music's edge
         if start < lowest:
-            return None, "the spectrum falls steadily from below the lowest cutoff considered"
+            return None, "the spectrum falls steadily from below the lowest cutoff considered", MIN_CUTOFF_HZ, False
         # a cliff: somewhere in the descent the ceiling falls CLIFF_DROP_DB within CLIFF_SPAN_OCT, or
         # (into a nearer floor) all the way within WALL_SPAN_OCT
         top = ceiling[start:edge + 1]
         later = ceiling[np.minimum(index[start:edge + 1] + int(CLIFF_SPAN_OCT * step), n - 1)]
         sooner = ceiling[np.minimum(index[start:edge + 1] + int(WALL_SPAN_OCT * step), n - 1)]
         if not ((top - later >= CLIFF_DROP_DB).any() or (top - sooner >= rise - 5.0).any()):
-            where = _unwarp(grid[start], nyquist)
-            if where >= GENTLE_FULL_BAND * nyquist:
-                return None, ""  # a gentle roll-off that only starts near Nyquist: full band
-            return None, f"the spectrum rolls off gently from about {where:.0f} Hz, without a clear edge"
+            # where it starts: followed further down while it falls at least ONSET_SLOPE_DB_OCT
+            gentle, slow = start, ONSET_SLOPE_DB_OCT * DESCENT_STEP_OCT
+            while gentle - span >= lowest and ceiling[gentle - span] - ceiling[gentle] >= slow:
+                gentle -= 1
+            if _unwarp(grid[start], nyquist) >= GENTLE_FULL_BAND * min(nyquist, 22050.0):
+                return None, "", None, False  # a gentle roll-off whose descent starts near 22 kHz: full band
+            where = float(_unwarp(grid[gentle], nyquist))
+            return None, f"the spectrum rolls off gently from about {where:.0f} Hz, without a clear edge", where, False
+    onset = float(_unwarp(grid[start], nyquist))
     # The fit covers the passband below and the fall down to FIT_DEPTH_DB or to just above the floor.
     fit_floor = max(ceiling[start] - FIT_DEPTH_DB, floor + FLOOR_MARGIN_DB)
     below = np.flatnonzero(level[start:] <= fit_floor)
@@ -308,27 +355,29 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
     if far.any() and residual[far].min() <= (1 + AMBIGUITY) * residual.min():
         other = candidates_hz[far][np.argmin(residual[far])]
         if min(knee_hz, other) < FULL_BAND_HZ:  # (both up where full band starts: no cutoff either way)
-            return None, f"knees at {knee_hz:.0f} Hz and {other:.0f} Hz fit the roll-off about equally well"
+            return (None, f"knees at {knee_hz:.0f} Hz and {other:.0f} Hz fit the roll-off about equally well",
+                    float(min(onset, knee_hz, other)), False)
     refine_end = min(end, knee + int(REFINE_OCT * step))
     knee, _, _, order = _fit_knee(grid, level, knee - int(REFINE_OCT * step), refine_end, knee - step // 8,
                                   knee + step // 8, penalty_end)
     knee_hz = float(_unwarp(grid[knee], nyquist))
     if not len(walls) and knee_hz < FULL_BAND_HZ:
         if order <= GENTLE_ORDER:
-            return None, (f"the knee at {knee_hz:.0f} Hz rolls off only about {6 * order:.0f} dB/octave, no steeper "
-                          "than music that darkens by itself")
+            return None, (f"the knee at {knee_hz:.0f} Hz rolls off only about {6 * order:.0f} dB/octave, no "
+                          "steeper than music that darkens by itself"), min(onset, knee_hz), False
         fall = float(ceiling[knee] - ceiling[min(knee + step, n - 1)])
         if fall < SHALLOW_FALL_DB and ceiling[knee] - floor >= SHALLOW_RISE_DB:
-            return None, (f"the spectrum falls only {fall:.0f} dB in the octave above the knee at {knee_hz:.0f} Hz, "
-                          "too gently for an edge")
+            return None, (f"the spectrum falls only {fall:.0f} dB in the octave above the knee at {knee_hz:.0f} "
+                          "Hz, too gently for an edge"), min(onset, knee_hz), False
         lo, hi = (max(0, knee - int(span * step)) for span in PASSBAND_SPAN_OCT)
         below = slice(lo, hi + 1)
         if below.stop - below.start > 10:
             slope = float(np.polyfit(grid[below], level[below], 1)[0])
             if slope < -PASSBAND_SLOPE_DB_OCT:
-                return None, (f"the spectrum already falls {-slope:.0f} dB/octave in the octave below the knee at "
-                              f"{knee_hz:.0f} Hz: the music's own fall and the filter's cannot be told apart")
-    return knee_hz, ""
+                return (None, f"the spectrum already falls {-slope:.0f} dB/octave in the octave below the knee "
+                              f"at {knee_hz:.0f} Hz: the music's own fall and the filter's cannot be told apart",
+                        min(onset, knee_hz), False)
+    return knee_hz, "", onset, bool(len(walls))
 
 
 _ROLLOFF_CACHE: dict[tuple[float, int], np.ndarray] = {}

@@ -260,6 +260,7 @@ class Analysis:
     nonfinite: int = 0
     cutoff: float | None = None
     cutoff_unsure: str = ""  # why the detected cutoff (None then) could not be placed reliably
+    cutoff_note: str = ""  # the detected band limit in words (detect.CutoffEstimate.note)
     gaps: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -385,14 +386,13 @@ def _detect_cutoff(detect, audio: np.ndarray, rate: int, result: Analysis) -> No
         result.cutoff = detect.detect_cutoff(audio, rate)
         return
     found = estimate(audio, rate)
-    result.cutoff, result.cutoff_unsure = found.cutoff, found.reason if found.unsure else ""
+    result.cutoff, result.cutoff_unsure = found.cutoff, f"{found.note} ({found.reason})" if found.unsure else ""
+    result.cutoff_note = found.note
 
 
 def _report(analysis: Analysis, name: str) -> None:
     if analysis.cutoff_unsure:
-        taken = "none" if analysis.cutoff is None else f"{analysis.cutoff:.0f} Hz"
-        _warn(f"{name}: no reliable cutoff ({analysis.cutoff_unsure}); taken as {taken}: give --cutoff HZ "
-              "(cutoff=HZ) if it was lowpassed")
+        _warn(f"{name}: {analysis.cutoff_unsure}")
     if analysis.nonfinite:
         _warn(f"{name}: {analysis.nonfinite} NaN/infinite samples replaced by silence")
     if analysis.clipped:
@@ -1093,7 +1093,7 @@ def _info_command(args) -> int:
     print(f"sample rate: {analysis.sample_rate} Hz")
     print(f"channels:    {analysis.channels}")
     none = "unsure (see the warning)" if analysis.cutoff_unsure else "none (full band)"
-    print(f"cutoff:      {none if analysis.cutoff is None else f'{analysis.cutoff:.0f} Hz'}")
+    print(f"cutoff:      {analysis.cutoff_note or (none if analysis.cutoff is None else f'{analysis.cutoff:.0f} Hz')}")
     gaps = ", ".join(f"{s:.3f}-{e:.3f}" for s, e in analysis.gaps)
     print(f"gaps:        {gaps + ' s' if gaps else 'none'}")
     return 0
