@@ -35,7 +35,7 @@ class Analysis:
     clipped: int = 0
     nonfinite: int = 0
     cutoff: float | None = None
-    cutoff_unsure: str = ""  # why the detected cutoff (None then) could not be placed reliably
+    cutoff_note: str = ""  # the detected band limit in words (detect.CutoffEstimate.note)
     gaps: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -149,7 +149,7 @@ def _merge_intervals(intervals):
 
 def _detect_cutoff(audio: np.ndarray, rate: int, result: Analysis) -> None:
     found = detect.estimate_cutoff(audio, rate)
-    result.cutoff, result.cutoff_unsure = found.cutoff, found.reason if found.unsure else ""
+    result.cutoff, result.cutoff_note = found.cutoff, found.note
 
 
 def check_input(path: str, downmix: bool = False):
@@ -195,9 +195,9 @@ def plan_array(audio: np.ndarray, rate: int, cutoff="auto", gaps="auto") -> Plan
 
 def _plan(analysis: Analysis, cutoff, gaps, path: str | None) -> Plan:
     name = "the audio" if path is None else path
-    cutoff_auto, gaps_auto, unsure = cutoff == "auto", gaps == "auto", ""
+    cutoff_auto, gaps_auto, note = cutoff == "auto", gaps == "auto", ""
     if cutoff_auto:
-        cutoff, unsure = analysis.cutoff, analysis.cutoff_unsure
+        cutoff, note = analysis.cutoff, analysis.cutoff_note
         if cutoff is not None and cutoff >= SAMPLE_RATE / 2:
             cutoff = None
     cutoff = check_cutoff(cutoff, analysis.sample_rate, name)
@@ -210,5 +210,5 @@ def _plan(analysis: Analysis, cutoff, gaps, path: str | None) -> Plan:
                         "not repaired")
     warnings += gap_warnings(gaps)
     return Plan(path, analysis.sample_rate, analysis.channels, analysis.frames, cutoff, gaps,
-                tuple(damage_findings(cutoff, gaps, cutoff_auto, gaps_auto, unsure)), tuple(warnings),
+                tuple(damage_findings(cutoff, gaps, cutoff_auto, gaps_auto, note)), tuple(warnings),
                 analysis.peak)

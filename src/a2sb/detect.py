@@ -21,21 +21,45 @@ filter. Found on the warped axis (see `_warp`):
 When knees far apart explain the descent about equally well (`AMBIGUITY`: a gentle filter over
 music that falls by itself), the music already falls steeply in the octave below the knee
 (`PASSBAND_SLOPE_DB_OCT`), or the roll-off is too gentle to place, the estimate is *unsure*:
-`estimate_cutoff` says so with a reason and `detect_cutoff` returns None, rather than a wrong edge.
+`estimate_cutoff` says so with a reason and `detect_cutoff` returns None, rather than a wrong edge. Its
+result (`CutoffEstimate`) also says what kind of limit it found and, for an unsure one, where the roll-off
+starts ("gentle roll-off from about 9.8 kHz: pass --cutoff"): the descent followed down while the spectrum
+above falls at least `ONSET_SLOPE_DB_OCT`, or the knee when a knee was fitted and lies lower. A brick wall
+between `MP3_LIKE_HZ` is named MP3-like.
 Thresholds were measured on held-out real music lowpassed at 2-16 kHz (benchmarks/detect_grid.py and
 its section of benchmarks/README.md).
 
-Gaps: runs where every channel is digitally silent, or is at the recording's noise floor and far
-(`GAP_DEPTH_DB`) below the surrounding second of music. A dropout in one channel only is not a gap:
-inpainting works on the whole signal and the other channel still carries the music there.
+Gaps: only *digital dropouts* are reported, never music's own quiet. A dropout is
+
+1. a run of at least `MIN_DROPOUT_SECONDS` in which every channel repeats one exact value: digital
+   silence (exact zeros) or a held sample (a converter or a damaged file repeating its last value).
+   Dithered, noisy or recorded silence is never exactly constant, so rests, room tone and fade tails
+   above the last bit are not candidates at all;
+2. inside sounding audio, with the music loud right up to both edges: the `EDGE_SECONDS` next to the
+   run on each side stand within `EDGE_DROP_DB` of the music's level over the `CONTEXT_SECONDS` on
+   the same side (levels of the departure from the held value, loudest channel). Music cut off by a
+   dropout is as loud at the cut as around it (on real music the 10 ms next to any point stand at most
+   20 dB below the second around it, 16 dB at the 99.9th percentile), while a fade-out, a decaying
+   note or a rest reach digital silence from far below their context (a linear fade to zero 40 dB
+   below it over 10 ms, any 16-bit fade more). So the digital silence between joined tracks, which
+   sits between a fade-out or a decay and the next track's start, is not a dropout;
+3. shorter than `MAX_DROPOUT_SECONDS`: longer digital silence is taken as intended (a pause, the
+   2 s between tracks on a CD), and runs that touch the start or the end are leading or trailing silence.
+
+The run is reported exactly, to the sample: from its first sample with the held value to the sample
+after its last (a held sample's run thus starts at the last good sample, which it repeats). A dropout
+in one channel only is not a gap: inpainting works on the whole signal and the other channel still
+carries the music there. A dropout that was later dithered or re-encoded (no longer exactly constant)
+is not found: give it explicitly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import grey_opening, maximum_filter1d, uniform_filter1d
+from scipy.ndimage import grey_opening
 from scipy.signal import get_window
 
 from .errors import A2SBError
@@ -52,9 +76,13 @@ EDGE_REACH_DB = 20.0  # above the content edge nothing stands more than this abo
 EDGE_RISE_DB = 20.0  # the top of the final descent stands at least this far above the floor
 DESCENT_SLOPE_DB_OCT = 12.0  # the descent is followed down while it falls at least this steeply ...
 DESCENT_STEP_OCT = 1 / 3  # ... over this span
+ONSET_SLOPE_DB_OCT = 4.5  # a gentle roll-off starts where the spectrum above falls at least this steeply
+# (on Butterworths of order 2-4 over synthetic music the onset then lies within 0.77-1.21 of the -3 dB point)
 CLIFF_DROP_DB = 30.0  # a cliff falls this far (or, into a nearer floor, all the way) ...
 CLIFF_SPAN_OCT = 1.5  # ... within this span
-GENTLE_FULL_BAND = 0.85  # a gentle roll-off starting above this fraction of Nyquist is full band, not unsure
+GENTLE_FULL_BAND = 0.85  # a gentle roll-off starting above this fraction of Nyquist (at most 22.05 kHz's) is
+# full band, not unsure: at 48 or 96 kHz as at 44.1 kHz
+MP3_LIKE_HZ = (15000.0, FULL_BAND_HZ)  # a brick wall in this range is named MP3-like
 AMBIGUITY = 0.10  # unsure when a knee this far off ...
 AMBIGUITY_FAR = 0.15  # ... (relative frequency) fits within this fraction of the best residual
 # Unsure when the octave below a knee that is not a wall (PASSBAND_SPAN_OCT: from 1 to 0.15 octave below
@@ -89,10 +117,16 @@ LOUD_FRAME_RANGE_DB = 40.0
 BIN_HZ = 10.77  # 4096-point frames at 44.1 kHz
 MAX_FRAMES = 6000
 
-GAP_DEPTH_DB = 50.0
-FLOOR_RANGE_DB = 10.0
-BLOCK_SECONDS = 0.001
-CONTEXT_SECONDS = 1.0
+# Dropouts (see the module docstring)
+MIN_DROPOUT_SECONDS = 0.02  # shorter runs of a held value are not reported
+MAX_DROPOUT_SECONDS = 2.0  # longer ones are intended silence (a pause, a CD's 2 s between tracks)
+EDGE_SECONDS = 0.01  # the music next to a run ...
+CONTEXT_SECONDS = 1.0  # ... against its level over this much on the same side
+EDGE_DROP_DB = 30.0  # a dropout's edges stand within this of the context; a fade or decay falls further
+LEVEL_SECONDS = 10.0  # the music's level around a run: this much on each side ...
+BLOCK_SECONDS = 0.1  # ... in blocks this long ...
+LEVEL_PERCENTILE = 95.0  # ... their power at this percentile
+QUIET_DB = 45.0  # a dropout's edges stand within this of the music's level
 
 CHUNK = 1 << 20  # samples per slice when scanning long audio
 
@@ -125,12 +159,41 @@ def _validated(audio, sample_rate) -> np.ndarray:
 
 @dataclass(frozen=True)
 class CutoffEstimate:
-    """What `estimate_cutoff` found: `cutoff` in Hz (None: full band, or unsure), and whether it is
-    unsure, with the reason in words."""
+    """What `estimate_cutoff` found: `cutoff` in Hz (None: full band, or unsure), whether it is unsure,
+    with the reason in words, and what kind of band limit it is:
+
+    - "full band": nothing lost (also a gentle roll-off that starts above GENTLE_FULL_BAND of 22.05 kHz);
+    - "silent": nothing to judge;
+    - "lowpass": an edge at `cutoff` (its -3 dB point, or the edge of a steep one);
+    - "wall": a brick wall at `cutoff`; between MP3_LIKE_HZ it is named MP3-like (lossy encoders cut
+      there; their intermittent band holes below it are not checked);
+    - "gentle": a roll-off from about `onset` Hz whose -3 dB point cannot be placed: no cutoff is guessed
+      (None, or the input's Nyquist when that is below full band), the user should give one;
+    - "nyquist": no edge below the input's own Nyquist (input sampled below 44.1 kHz).
+
+    `note` says it in words, as the restore path and `a2sb info` print it."""
 
     cutoff: float | None
     unsure: bool = False
     reason: str = ""
+    kind: str = "full band"
+    onset: float | None = None
+
+    @property
+    def note(self) -> str:
+        khz = None if self.cutoff is None else f"{self.cutoff / 1000:.1f} kHz"
+        if self.kind == "gentle":
+            onset = "" if self.onset is None else f" from about {self.onset / 1000:.1f} kHz"
+            taken = f" (taken as the sample rate's limit, {khz})" if khz else ""
+            return f"gentle roll-off{onset}: pass --cutoff{taken}"
+        if self.kind == "wall":
+            mp3 = " (MP3-like)" if MP3_LIKE_HZ[0] <= self.cutoff < MP3_LIKE_HZ[1] else ""
+            return f"brick-wall lowpass at {khz}{mp3}"
+        if self.kind == "lowpass":
+            return f"lowpass at {khz}"
+        if self.kind == "nyquist":
+            return f"band-limited by the sample rate at {khz}"
+        return "silent: no cutoff" if self.kind == "silent" else "full band"
 
 
 def detect_cutoff(audio, sample_rate: float) -> float | None:
@@ -152,17 +215,21 @@ def estimate_cutoff(audio, sample_rate: float) -> CutoffEstimate:
 
 def _estimate(freqs: np.ndarray, power: np.ndarray | None, nyquist: float) -> CutoffEstimate:
     """`estimate_cutoff` from the long-term spectrum."""
-    edge, reason = None, ""
-    if power is not None:
-        edge, reason = _find_edge(freqs, power, nyquist)
+    if power is None:
+        return CutoffEstimate(nyquist if nyquist < FULL_BAND_HZ else None, kind="silent")
+    edge, reason, onset, wall = _find_edge(freqs, power, nyquist)
     unsure = bool(reason)
+    onset = float(onset) if unsure and onset is not None else None
+    kind = "gentle" if unsure else ("wall" if wall else "lowpass")
     if edge is not None and edge >= FULL_BAND_HZ:
-        edge, unsure, reason = None, False, ""  # an edge up where ADCs put theirs is full band
+        edge, unsure, reason, kind = None, False, "", "full band"  # an edge up where ADCs put theirs is full band
+    if edge is None and not unsure:
+        kind = "full band"
     if edge is None and nyquist < FULL_BAND_HZ:
-        edge = nyquist
+        edge, kind = nyquist, kind if unsure else "nyquist"
     if edge is None:
-        return CutoffEstimate(None, unsure, reason)
-    return CutoffEstimate(float(min(edge, nyquist)), unsure, reason)
+        return CutoffEstimate(None, unsure, reason, kind, onset)
+    return CutoffEstimate(float(min(edge, nyquist)), unsure, reason, kind, onset)
 
 
 def _long_term_spectrum(x: np.ndarray, rate: float) -> tuple[np.ndarray, np.ndarray | None]:
@@ -221,12 +288,13 @@ def _warped_spectrum_db(freqs: np.ndarray, power: np.ndarray, nyquist: float) ->
     return grid, 10 * np.log10(np.maximum(mean, tiny))
 
 
-def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[float | None, str]:
-    """(edge Hz or None, reason it is unsure or ""): see the module docstring."""
+def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[float | None, str, float | None, bool]:
+    """(edge Hz or None, reason it is unsure or "", where the roll-off starts (Hz, when one was found),
+    whether the edge is a wall): see the module docstring."""
     grid, level = _warped_spectrum_db(freqs, power, nyquist)
     n = len(grid)
     if n < 8:
-        return None, ""
+        return None, "", None, False
     step = GRID_STEPS_PER_OCT
     # An opening (min then max filter) removes peaks narrower than its width (strong partials) but
     # leaves monotone stretches, hence filter slopes and edges, exactly as they are.
@@ -245,29 +313,34 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
     else:
         standing = np.flatnonzero(ceiling > floor + EDGE_REACH_DB)
         if not len(standing) or standing[-1] + 1 >= n:
-            return None, ""  # silence at the floor, or content up to Nyquist: full band
+            return None, "", None, False  # silence at the floor, or content up to Nyquist: full band
         edge = int(standing[-1]) + 1
         if freq[edge] >= FLOOR_BAND[0] * nyquist:
-            return None, ""  # content reaches the band where the floor is measured: full band
+            return None, "", None, False  # content reaches the band where the floor is measured: full band
         span, steep = max(1, int(DESCENT_STEP_OCT * step)), DESCENT_SLOPE_DB_OCT * DESCENT_STEP_OCT
         start = edge - 1
         while start - span >= lowest and ceiling[start - span] - ceiling[start] >= steep:
             start -= 1
         rise = ceiling[start] - floor
         if rise < EDGE_RISE_DB:
-            return None, ""  # what reaches the floor there is too faint to be the music's edge
+            return None, "", None, False  # what reaches the floor there is too faint to be the music's edge
         if start < lowest:
-            return None, "the spectrum falls steadily from below the lowest cutoff considered"
+            return None, "the spectrum falls steadily from below the lowest cutoff considered", MIN_CUTOFF_HZ, False
         # a cliff: somewhere in the descent the ceiling falls CLIFF_DROP_DB within CLIFF_SPAN_OCT, or
         # (into a nearer floor) all the way within WALL_SPAN_OCT
         top = ceiling[start:edge + 1]
         later = ceiling[np.minimum(index[start:edge + 1] + int(CLIFF_SPAN_OCT * step), n - 1)]
         sooner = ceiling[np.minimum(index[start:edge + 1] + int(WALL_SPAN_OCT * step), n - 1)]
         if not ((top - later >= CLIFF_DROP_DB).any() or (top - sooner >= rise - 5.0).any()):
-            where = _unwarp(grid[start], nyquist)
-            if where >= GENTLE_FULL_BAND * nyquist:
-                return None, ""  # a gentle roll-off that only starts near Nyquist: full band
-            return None, f"the spectrum rolls off gently from about {where:.0f} Hz, without a clear edge"
+            # where it starts: followed further down while it falls at least ONSET_SLOPE_DB_OCT
+            gentle, slow = start, ONSET_SLOPE_DB_OCT * DESCENT_STEP_OCT
+            while gentle - span >= lowest and ceiling[gentle - span] - ceiling[gentle] >= slow:
+                gentle -= 1
+            if _unwarp(grid[start], nyquist) >= GENTLE_FULL_BAND * min(nyquist, 22050.0):
+                return None, "", None, False  # a gentle roll-off whose descent starts near 22 kHz: full band
+            where = float(_unwarp(grid[gentle], nyquist))
+            return None, f"the spectrum rolls off gently from about {where:.0f} Hz, without a clear edge", where, False
+    onset = float(_unwarp(grid[start], nyquist))
     # The fit covers the passband below and the fall down to FIT_DEPTH_DB or to just above the floor.
     fit_floor = max(ceiling[start] - FIT_DEPTH_DB, floor + FLOOR_MARGIN_DB)
     below = np.flatnonzero(level[start:] <= fit_floor)
@@ -282,27 +355,29 @@ def _find_edge(freqs: np.ndarray, power: np.ndarray, nyquist: float) -> tuple[fl
     if far.any() and residual[far].min() <= (1 + AMBIGUITY) * residual.min():
         other = candidates_hz[far][np.argmin(residual[far])]
         if min(knee_hz, other) < FULL_BAND_HZ:  # (both up where full band starts: no cutoff either way)
-            return None, f"knees at {knee_hz:.0f} Hz and {other:.0f} Hz fit the roll-off about equally well"
+            return (None, f"knees at {knee_hz:.0f} Hz and {other:.0f} Hz fit the roll-off about equally well",
+                    float(min(onset, knee_hz, other)), False)
     refine_end = min(end, knee + int(REFINE_OCT * step))
     knee, _, _, order = _fit_knee(grid, level, knee - int(REFINE_OCT * step), refine_end, knee - step // 8,
                                   knee + step // 8, penalty_end)
     knee_hz = float(_unwarp(grid[knee], nyquist))
     if not len(walls) and knee_hz < FULL_BAND_HZ:
         if order <= GENTLE_ORDER:
-            return None, (f"the knee at {knee_hz:.0f} Hz rolls off only about {6 * order:.0f} dB/octave, no steeper "
-                          "than music that darkens by itself")
+            return None, (f"the knee at {knee_hz:.0f} Hz rolls off only about {6 * order:.0f} dB/octave, no "
+                          "steeper than music that darkens by itself"), min(onset, knee_hz), False
         fall = float(ceiling[knee] - ceiling[min(knee + step, n - 1)])
         if fall < SHALLOW_FALL_DB and ceiling[knee] - floor >= SHALLOW_RISE_DB:
-            return None, (f"the spectrum falls only {fall:.0f} dB in the octave above the knee at {knee_hz:.0f} Hz, "
-                          "too gently for an edge")
+            return None, (f"the spectrum falls only {fall:.0f} dB in the octave above the knee at {knee_hz:.0f} "
+                          "Hz, too gently for an edge"), min(onset, knee_hz), False
         lo, hi = (max(0, knee - int(span * step)) for span in PASSBAND_SPAN_OCT)
         below = slice(lo, hi + 1)
         if below.stop - below.start > 10:
             slope = float(np.polyfit(grid[below], level[below], 1)[0])
             if slope < -PASSBAND_SLOPE_DB_OCT:
-                return None, (f"the spectrum already falls {-slope:.0f} dB/octave in the octave below the knee at "
-                              f"{knee_hz:.0f} Hz: the music's own fall and the filter's cannot be told apart")
-    return knee_hz, ""
+                return (None, f"the spectrum already falls {-slope:.0f} dB/octave in the octave below the knee "
+                              f"at {knee_hz:.0f} Hz: the music's own fall and the filter's cannot be told apart",
+                        min(onset, knee_hz), False)
+    return knee_hz, "", onset, bool(len(walls))
 
 
 _ROLLOFF_CACHE: dict[tuple[float, int], np.ndarray] = {}
@@ -365,105 +440,82 @@ def _fit_knee(grid, level, first: int, end: int, knee_lo: int, knee_hi: int, pen
 # Gaps
 
 
-def detect_gaps(audio, sample_rate: float, min_gap: float = 0.02) -> list[tuple[float, float]]:
-    """(start, end) seconds of silent gaps of at least `min_gap` s inside the music.
-
-    A gap is where all channels are digitally silent or at least GAP_DEPTH_DB below the surrounding
-    second. Leading and trailing silence are not gaps, nor are soft passages and fades.
+def detect_gaps(audio, sample_rate: float, min_gap: float = MIN_DROPOUT_SECONDS,
+                max_gap: float = MAX_DROPOUT_SECONDS) -> list[tuple[float, float]]:
+    """(start, end) seconds of the digital dropouts inside the music: runs of at least `min_gap` and
+    under `max_gap` seconds in which every channel holds one exact value, with the music loud right up
+    to both edges (see the module docstring). `start`·rate and `end`·rate are the first sample of the
+    run and the one after its last, exactly.
     """
     x = _validated(audio, sample_rate)
     if not min_gap > 0:
         raise A2SBError(f"minimum gap length must be positive, got {min_gap}")
-    block = max(1, int(round(sample_rate * BLOCK_SECONDS)))
+    if not max_gap > min_gap:
+        raise A2SBError(f"maximum gap length must exceed the minimum ({min_gap:g} s), got {max_gap}")
     n = x.shape[1]
-    n_blocks = -(-n // block)
-    block_power = _block_power(x, block)
-    block_db = _db(block_power)
-
-    context = int(round(CONTEXT_SECONDS / BLOCK_SECONDS))
-    smooth_db = _db(uniform_filter1d(block_power, 50, mode="nearest"))  # 50 ms: ignore single clicks
-    surround_db = maximum_filter1d(smooth_db, 2 * context + 1, mode="nearest")
-    # Near-silence must also sit at the recording's noise floor (its quietest blocks), so that the
-    # quietest moments of a soft passage, still well above the floor, are not taken for gaps.
-    audible = block_power > 0
-    floor_db = np.percentile(block_db[audible], 1) if audible.any() else -300.0
-    quiet = (block_db <= surround_db - GAP_DEPTH_DB) & (block_db <= floor_db + FLOOR_RANGE_DB)
-    quiet |= ~audible
-
+    shortest = max(2, int(math.ceil(min_gap * sample_rate)))
+    edge = max(1, int(round(EDGE_SECONDS * sample_rate)))
+    context = max(edge, int(round(CONTEXT_SECONDS * sample_rate)))
+    block = max(1, int(round(BLOCK_SECONDS * sample_rate)))
+    blocks = _block_power(x, block)
+    reach = int(round(LEVEL_SECONDS / BLOCK_SECONDS))
     gaps = []
-    for first, last in _runs(quiet):
-        # extend over the same floor: the middle of a long gap is far from any music
-        limit = block_db[first:last].max() + 6.0
-        first, last = _extend(block_db, first, last, limit)
-        if first == 0 or last == n_blocks:
-            continue  # leading or trailing silence
-        if gaps and first < gaps[-1][1]:
-            continue  # already covered by the previous run's extension
-        before = block_power[max(0, first - context) : first].mean()
-        after = block_power[last : last + context].mean()
-        inside = block_power[first:last].mean()
-        if inside > 0 and _db(max(before, after)) - _db(inside) < GAP_DEPTH_DB:
-            continue
-        start, end = _refine(x, first * block, min(last * block, n), block, inside)
-        if (end - start) / sample_rate >= min_gap:
-            gaps.append((first, last, start, end))
-    return [(start / sample_rate, end / sample_rate) for _, _, start, end in gaps]
+    for start, end in _constant_runs(x, shortest):
+        if (end - start) / sample_rate >= max_gap or start < edge or end > n - edge:
+            continue  # intended silence, or leading/trailing silence
+        value = x[:, start : start + 1].astype(np.float64)  # the held value of each channel (0: digital silence)
+        before, after = x[:, max(0, start - context) : start], x[:, end : end + context]
+        near = np.concatenate([blocks[max(0, start // block - reach) : start // block],
+                               blocks[-(-end // block) : -(-end // block) + reach]])
+        music = float(np.percentile(near, LEVEL_PERCENTILE)) * 10 ** (-QUIET_DB / 10)
+        if _abrupt(before[:, -edge:], before, value, music) and _abrupt(after[:, :edge], after, value, music):
+            gaps.append((start / sample_rate, end / sample_rate))
+    return gaps
 
 
 def _block_power(x: np.ndarray, block: int) -> np.ndarray:
-    """Mean power per block of the loudest channel (all channels must be silent for a gap)."""
+    """Mean power of the loudest channel in blocks of `block` samples (the last one shorter)."""
     n = x.shape[1]
-    chunk = CHUNK // block * block
+    step = max(1, CHUNK // block) * block
     powers = []
-    for i in range(0, n, chunk):
-        part = x[:, i : i + chunk].astype(np.float64)
-        size = part.shape[1]
-        blocks = -(-size // block)
-        part = np.pad(part, ((0, 0), (0, blocks * block - size)))
-        counts = np.full(blocks, float(block))
-        counts[-1] = size - (blocks - 1) * block
-        powers.append(((part**2).reshape(len(part), blocks, block).sum(axis=2) / counts).max(axis=0))
+    for i in range(0, n, step):
+        part = x[:, i : i + step].astype(np.float64) ** 2
+        whole = part.shape[1] // block * block
+        powers.append(part[:, :whole].reshape(len(part), -1, block).mean(axis=2).max(axis=0))
+        if whole < part.shape[1]:
+            powers.append(part[:, whole:].mean(axis=1).max(keepdims=True))
     return np.concatenate(powers)
 
 
-def _db(power):
-    return 10 * np.log10(np.maximum(power, 1e-30))
+def _constant_runs(x: np.ndarray, shortest: int) -> list[tuple[int, int]]:
+    """[start, end) sample ranges of at least `shortest` samples over which every channel keeps one
+    exact value (scanned in slices that overlap by one sample, so long audio needs no big mask)."""
+    n = x.shape[1]
+    runs: list[tuple[int, int]] = []
+    for i in range(0, n - 1, CHUNK):
+        part = x[:, i : min(n, i + CHUNK + 1)]
+        same = (part[:, 1:] == part[:, :-1]).all(axis=0)  # same[k]: sample i+k+1 repeats sample i+k
+        a, b = _runs(same)
+        keep = (b - a + 1 >= shortest) | (a == 0) | (b == len(same))  # (the slice's ends may continue)
+        for start, end in zip((i + a[keep]).tolist(), (i + b[keep] + 1).tolist()):
+            if runs and runs[-1][1] == start + 1:  # a run that crosses the slice border
+                start = runs.pop()[0]
+            runs.append((start, end))
+    return [(start, end) for start, end in runs if end - start >= shortest]
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[first, last) index ranges of the True runs."""
+def _abrupt(edge: np.ndarray, context: np.ndarray, value: np.ndarray, music: float) -> bool:
+    """Whether the music right next to a run (`edge`) stands within EDGE_DROP_DB of its level over
+    `context` on that side and above `music` (power). Levels are of the departure from the run's held
+    `value`, the loudest channel's."""
+    def power(part):
+        return float(((part.astype(np.float64) - value) ** 2).mean(axis=1).max())
+
+    level = power(edge)
+    return level > 0 and level >= music and level >= power(context) * 10 ** (-EDGE_DROP_DB / 10)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(firsts, stops): the [first, stop) index ranges of the True runs."""
     change = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(change[::2].tolist(), change[1::2].tolist()))
-
-
-def _extend(block_db: np.ndarray, first: int, last: int, limit: float) -> tuple[int, int]:
-    """Grow [first, last) while the neighbouring blocks stay at or below `limit` dB."""
-    look = 1024
-    while first > 0:
-        louder = np.flatnonzero(block_db[max(0, first - look) : first] > limit)
-        if len(louder):
-            first = max(0, first - look) + louder[-1] + 1
-            break
-        first = max(0, first - look)
-        look *= 2
-    look = 1024
-    while last < len(block_db):
-        louder = np.flatnonzero(block_db[last : last + look] > limit)
-        if len(louder):
-            last += louder[0]
-            break
-        last = min(len(block_db), last + look)
-        look *= 2
-    return first, last
-
-
-def _refine(x: np.ndarray, start: int, end: int, block: int, inside_power: float) -> tuple[int, int]:
-    """Move the block-aligned boundaries outwards to the last/first sample above the gap's noise."""
-    threshold = 4 * np.sqrt(inside_power)  # ~4 sigma of the gap's own noise; 0 for digital silence
-    before = np.abs(x[:, max(0, start - block) : start]).max(axis=0, initial=0)
-    louder = np.flatnonzero(before > threshold)
-    start -= len(before) - (louder[-1] + 1) if len(louder) else len(before)
-    after = np.abs(x[:, end : end + block]).max(axis=0, initial=0)
-    louder = np.flatnonzero(after > threshold)
-    end += louder[0] if len(louder) else len(after)
-    return start, end
+    return change[::2], change[1::2]

@@ -1,6 +1,9 @@
 """Level matching of regenerated audio (ours, not in the published method).
 
 - Gap fills: `match_context_level` gives the fill the spectral level of the music around the gap.
+- Gap fills, after splicing: `make_fill_safe` bounds the fill's level per octave and its peak by the
+  music around the gap (gaps longer than the model fills well are filled too, with a warning:
+  a2sb.plan.gap_warnings).
 - Bandwidth extension: `match_band_level` brings a regenerated band to band replication's level
   ("match") or never above it ("cap"), optionally lowered by a model's `band_level_offsets_db` table.
 """
@@ -11,6 +14,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .audio import SAMPLE_RATE
 from .representation import HOP, N_FFT, N_ROWS, istft, representation_to_spec, row_of_frequency, stft
@@ -157,3 +161,127 @@ def match_context_level(wave: np.ndarray, region: dict, picture, gap_frames, wei
     spec[:, :, touching] *= gain[..., None]
     fixed = istft(spec, length=z.shape[1]).numpy()
     return fixed[:, n0 - lo:n1 - lo].astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------- safe gap fills
+
+FILL_CONTEXT_SECONDS = 1.0  # the neighbourhood of a gap: this much of the input on each side
+FILL_LEVEL_DB = 1.5  # the fill's level per octave is brought within this of its context's ...
+FILL_LEVEL_PASSES = 8  # ... judged again after each resynthesis, this many times at most (an octave next
+# to an empty one, as above a lowpass, converges over several: the ramp between them leaks)
+FILL_BAND_RAMP_OCT = 1 / 24  # the gain changes from one octave's to the next's over this much on each side
+FILL_PEAK_DB = 3.0  # no sample of a fill above the neighbourhood's peak + this (nor above full scale)
+FILL_LIMIT_SECONDS = 0.0025  # the limiter's gain reaches its floor this long before a peak and recovers as slowly
+
+
+def octave_edges(rate: float = SAMPLE_RATE) -> np.ndarray:
+    """Band edges (Hz) of the octaves the fill's level is judged in: Nyquist/2^k down to ~20 Hz, and 0."""
+    edges = rate / 2 / 2.0 ** np.arange(11)[::-1]
+    return np.concatenate([[0.0], edges])
+
+
+def band_power(x: np.ndarray, valid: np.ndarray | None, segment: int, edges: np.ndarray,
+               rate: float = SAMPLE_RATE) -> tuple[np.ndarray, int]:
+    """Mean power per band between `edges` (Hz) of `x` (channels, n), summed over channels, averaged over
+    Hann-windowed segments of `segment` samples (hop segment/4) that lie wholly where `valid` (n,) is True
+    (all when None). Returns (power per band, number of segments)."""
+    n = x.shape[1]
+    starts = np.arange(0, n - segment + 1, max(1, segment // 4))
+    if valid is not None and len(starts):
+        bad = np.concatenate([[0], np.cumsum(~valid)])
+        starts = starts[bad[starts + segment] == bad[starts]]
+    if not len(starts):
+        return np.zeros(len(edges) - 1), 0
+    window = np.hanning(segment + 1)[:-1]
+    freqs = np.fft.rfftfreq(segment, 1 / rate)
+    band = np.clip(np.searchsorted(edges, freqs, side="right") - 1, 0, len(edges) - 2)
+    total = np.zeros(len(edges) - 1)
+    for chunk in np.array_split(starts, max(1, len(starts) // 64)):
+        spec = np.abs(np.fft.rfft(x[:, chunk[:, None] + np.arange(segment)] * window, axis=-1)) ** 2
+        total += np.bincount(band, weights=spec.sum(axis=(0, 1)), minlength=len(edges) - 1)
+    return total / len(starts), len(starts)
+
+
+def _band_gains_db(fill: np.ndarray, context: np.ndarray, tolerance_db: float) -> np.ndarray:
+    """dB per band that bring the fill's band powers within `tolerance_db` of the context's (0 where
+    they already are); bands empty in both get 0."""
+    tiny = 1e-20
+    diff = 10 * np.log10((fill + tiny) / (context + tiny))
+    gain = np.clip(diff, -tolerance_db, tolerance_db) - diff
+    return np.where((fill <= tiny) & (context <= tiny), 0.0, gain)
+
+
+def _bin_gains(gains_db: np.ndarray, edges: np.ndarray, bins: int, rate: float = SAMPLE_RATE) -> np.ndarray:
+    """Per-bin linear gains (bins,) of an N_FFT-point STFT: each band's gain (dB) across the band, changing
+    linearly in log frequency over FILL_BAND_RAMP_OCT around each band edge, so no step in frequency smears
+    the fill in time while each band still gets (nearly) its own gain."""
+    low = np.log2(np.maximum(edges[:-1], edges[1] / 2))
+    high = np.log2(edges[1:])
+    ramp = np.minimum(FILL_BAND_RAMP_OCT, (high - low) / 4)
+    points = np.stack([low + ramp, high - ramp], axis=1).ravel()
+    freqs = np.log2(np.maximum(np.arange(bins) * rate / N_FFT, rate / N_FFT))
+    return 10 ** (np.interp(freqs, points, np.repeat(gains_db, 2)) / 20)
+
+
+def make_fill_safe(wave: np.ndarray, n0: int, weight: np.ndarray, gaps: list[tuple[int, int]],
+                   all_gaps: list[tuple[int, int]], read, length: int) -> np.ndarray:
+    """Ours, not published: bound what a gap fill can do to the music, after it is spliced.
+
+    `wave` (channels, n) is the model's waveform over input samples [n0, n0 + n), spliced in with
+    `weight` (n,) (1 inside the `gaps`, ramps just outside them); `all_gaps` are every gap of the audio
+    (sample ranges: the input there is no music), `read(lo, hi)` gives input samples, `length` their count.
+    Returns the corrected waveform:
+
+    1. level: per octave (band_power over Hann segments of up to 2048 samples, octave_edges), the fill
+       inside each gap is brought within FILL_LEVEL_DB of the input's level over FILL_CONTEXT_SECONDS
+       on each side (known samples only); a fill within the bound is left as it is. The gains are
+       interpolated across frequency and applied in the STFT domain, and judged again on the result;
+    2. peak: no sample of the spliced output above the neighbourhood's peak + FILL_PEAK_DB (nor above
+       full scale when the neighbourhood is below it): a smooth gain (reaching its floor over
+       FILL_LIMIT_SECONDS) on the fill only, so a burst is turned down without clipping its waveform;
+    3. edges: the splice's crossfades just outside the gap then join the input to a fill of the music's
+       level, so the joins make no click.
+    """
+    channels, n = wave.shape
+    if not gaps or n == 0:
+        return wave
+    reach = int(round(FILL_CONTEXT_SECONDS * SAMPLE_RATE))
+    lo, hi = max(0, gaps[0][0] - reach), min(length, gaps[-1][1] + reach)
+    x = np.asarray(read(lo, hi), dtype=np.float64)
+    known = np.ones(hi - lo, bool)
+    for s, e in all_gaps:
+        known[max(0, s - lo):max(0, min(hi, e) - lo)] = False
+    wave = wave.astype(np.float32)
+    edges = octave_edges()
+    padded = N_FFT  # zeros around the region, so that short regions have whole frames
+    segments = [int(min(N_FFT, 2 ** math.floor(math.log2(max(e - s, 16))))) for s, e in gaps]
+    contexts = [band_power(x[:, a:b], known[a:b], segment, edges) for segment, (a, b) in
+                zip(segments, ((max(lo, s - reach) - lo, min(hi, e + reach) - lo) for s, e in gaps))]
+    for _ in range(FILL_LEVEL_PASSES):
+        gains, changed = [], False
+        for (s, e), segment, (context, found) in zip(gaps, segments, contexts):
+            fill, count = band_power(wave[:, s - n0:e - n0], None, segment, edges)
+            gain = _band_gains_db(fill, context, FILL_LEVEL_DB) if count and found else np.zeros(len(edges) - 1)
+            changed |= bool(np.abs(gain).max() > 0.05)
+            gains.append(_bin_gains(gain, edges, N_FFT // 2 + 1))
+        if not changed:
+            break
+        spec = stft(torch.from_numpy(np.pad(wave, ((0, 0), (padded, padded)))))
+        centres = n0 - padded + HOP * np.arange(spec.shape[-1])
+        # each frame takes the gains of the gap nearest to it (the borders lie halfway between gaps)
+        middles = [(gaps[i][1] + gaps[i + 1][0]) / 2 for i in range(len(gaps) - 1)]
+        nearest = np.searchsorted(middles, centres)
+        per_frame = torch.from_numpy(np.stack(gains)[nearest].T.astype(np.float32))  # (bins, frames)
+        wave = istft(spec * per_frame, length=n + 2 * padded).numpy()[:, padded:padded + n]
+    # the peak: of the neighbourhood's known samples
+    peak = float(np.abs(x[:, known]).max()) if known.any() else 0.0
+    limit = min(peak * 10 ** (FILL_PEAK_DB / 20), max(peak, 1.0)) * (1 - 1e-4)
+    loudest = np.abs(wave).max(axis=0) * (weight > 0)
+    if loudest.max() > limit:
+        need = np.minimum(1.0, limit / np.maximum(loudest, 1e-30))
+        span = max(1, int(round(FILL_LIMIT_SECONDS * SAMPLE_RATE)))
+        # a minimum over ±span then a mean over ±span: smooth, and nowhere above what each sample needs
+        floor = minimum_filter1d(need, 2 * span + 1, mode="nearest")
+        gain = np.minimum(uniform_filter1d(floor, 2 * span + 1, mode="nearest"), need)
+        wave = wave * gain
+    return wave.astype(np.float32)

@@ -22,7 +22,7 @@ import torch
 
 from .audio import SAMPLE_RATE, AudioWriter, StreamResampler, resample
 from .errors import A2SBError
-from .levels import match_context_level
+from .levels import make_fill_safe, match_context_level
 from .masks import PictureMask
 from .picture import OverlapAdd, WaveformPicture
 from .representation import HOP, N_FFT, representation_to_spec
@@ -79,9 +79,10 @@ def write_spliced(blocks, mask: PictureMask, picture: WaveformPicture, native, c
         for j in range(a, b):
             for index in wanted.get(j, ()):
                 columns[index][j] = None if x0 is None else x0[..., j - a].float().cpu().clone()
+    all_gaps = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in mask.gaps]
     for region, cols in zip(regions, columns):
         region["wave"] = region_wave(region, cols, picture, channels, out_rate,
-                                      mask.gap_frames if level_match else None)
+                                     mask.gap_frames if level_match else None, all_gaps)
         if midside:
             region["wave"] = mid_side(region["wave"], inverse=True)
     chunk = WRITE_CHUNK
@@ -141,7 +142,10 @@ def splice_weight(gaps: list[tuple[int, int]], n0: int, n1: int, rate: int) -> n
 
 
 def region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: int, out_rate: int,
-                 gap_frames=None) -> np.ndarray:
+                gap_frames=None, all_gaps=()) -> np.ndarray:
+    """The model's waveform of one splice region at the output rate. With `gap_frames` (level match on)
+    the fill gets the spectral level of the music around it, then the safety bounds of
+    `levels.make_fill_safe` (level per octave, peak; `all_gaps` in samples are left out of its context)."""
     first, stop = region["first_frame"], region["stop_frame"]
     frames = []
     for j in range(first, stop):
@@ -156,8 +160,9 @@ def region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: in
     wave = samples.numpy()[:, region["n0"] - start:region["n1"] - start]
     if gap_frames is not None:  # level match on
         inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in region["gaps"]]
-        wave = match_context_level(wave, region, picture, gap_frames,
-                                   splice_weight(inside, region["n0"], region["n1"], SAMPLE_RATE))
+        weight = splice_weight(inside, region["n0"], region["n1"], SAMPLE_RATE)
+        wave = match_context_level(wave, region, picture, gap_frames, weight)
+        wave = make_fill_safe(wave, region["n0"], weight, inside, all_gaps, picture.read, picture.length)
     if out_rate != SAMPLE_RATE:
         wave = resample(wave, SAMPLE_RATE, out_rate)
     length = region["out_stop"] - region["out_start"]

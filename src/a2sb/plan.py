@@ -177,15 +177,16 @@ def check_plan(plan: Plan) -> Plan:
 
 
 def damage_findings(cutoff: float | None, gaps: list[tuple[float, float]], cutoff_auto: bool,
-                    gaps_auto: bool, unsure: str = "") -> list[str]:
-    """The plan's lines on what will be regenerated, in words."""
+                    gaps_auto: bool, note: str = "") -> list[str]:
+    """The plan's lines on what will be regenerated, in words. `note` is the detector's description of
+    the band limit it found (detect.CutoffEstimate.note, e.g. "brick-wall lowpass at 16.0 kHz (MP3-like)",
+    "gentle roll-off from about 9.8 kHz: pass --cutoff"), used when the cutoff was detected."""
     lines = []
     if cutoff is not None:
-        kind = " (MP3-like)" if cutoff_auto and 15000 <= cutoff <= 20500 else ""
-        lines.append(f"lowpass at {cutoff / 1000:.1f} kHz{kind}" + ("" if cutoff_auto else " (given)")
-                     + ": the band above it is regenerated")
+        said = note if cutoff_auto and note else f"lowpass at {cutoff / 1000:.1f} kHz"
+        lines.append(said + ("" if cutoff_auto else " (given)") + ": the band above it is regenerated")
     elif cutoff_auto:
-        lines.append(f"{unsure}: pass --cutoff HZ to regenerate the band above it" if unsure else "full band")
+        lines.append(note or "full band")
     if gaps:
         word = "dropout" if gaps_auto else "gap"
         lines.append(f"{len(gaps)} {word}{'s' if len(gaps) > 1 else ''} at {format_gaps(gaps)}"
