@@ -11,9 +11,9 @@ import argparse
 import sys
 
 from ..errors import A2SBError, print_error
-from . import bench, checkpoints, restore, training
+from . import app, bench, checkpoints, restore, training
 
-COMMANDS = (restore, checkpoints, bench, training)
+COMMANDS = (restore, checkpoints, bench, training, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
