@@ -62,17 +62,23 @@ def app_url():
         lines.append(line)
         if "running at" in line:
             url = line.split("running at", 1)[1].split()[0]
+            folder = Path(line.split("files are in", 1)[1].split(",")[0].strip())
             break
     if url is None:
         proc.kill()
         pytest.fail("the app did not start:\n" + "".join(lines))
     assert url == f"http://127.0.0.1:{port}/"  # loopback by default
+    assert folder.is_dir()
     yield url
+    # uploads, results and Gradio's own cache were all in the app's temporary folder ...
+    assert (folder / "gradio").is_dir() and any((folder / "work").iterdir())
     proc.terminate()
     try:
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         proc.kill()
+    assert proc.returncode == 0
+    assert not folder.exists()  # ... which is gone once the app stops
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -137,11 +139,12 @@ def serve(*, host: str = "127.0.0.1", port: int = 7860, models: list[str] | None
                 max_file_size=f"{max_mb:g}mb", ssr_mode=False, quiet=True, theme=theme, footer_links=[],
                 allowed_paths=[str(root)])
     url = f"http://{host}:{demo.server_port}/"
-    print(f"a2sb app running at {url} (Ctrl+C to stop)", flush=True)
+    print(f"a2sb app running at {url} (Ctrl+C to stop; its files are in {root}, removed on exit)", flush=True)
     if ready is not None:
         ready(url)
     if not block:
         return demo, core
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` cleans up as Ctrl+C does
     try:
         demo.block_thread()
     finally:
