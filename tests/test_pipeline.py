@@ -469,3 +469,23 @@ def test_restore_file_at_48k_matches_the_array_api(toy, tmp_path, options):
 
 def test_auto_batch_size_is_positive(toy):
     assert 1 <= pipeline.auto_batch_size(toy, 256, torch.device("cpu")) <= 4
+
+
+def test_gaps_across_the_write_chunk_boundaries(toy, monkeypatch):
+    """Gaps over the 2^18- and 2·2^18-sample boundaries of the output chunks (issue 22: a ValueError):
+    the same result as one chunk for the whole file, the input kept outside the gaps."""
+    x = music(12.5, channels=2)
+    edge = 1 << 18
+    gaps = [((edge - 3000) / SR, (edge + 6000) / SR), ((2 * edge - 200) / SR, (2 * edge + 100) / SR),
+            ((2 * edge + 5000) / SR, (2 * edge + 9000) / SR)]
+    y, _ = restore_audio(x, SR, gaps=gaps, model=toy, **FAST)
+    monkeypatch.setattr(pipeline, "WRITE_CHUNK", 1 << 22)
+    whole, _ = restore_audio(x, SR, gaps=gaps, model=toy, **FAST)
+    assert np.array_equal(y, whole)
+    fade = int(round(pipeline.FADE_SECONDS * SR))
+    outside = np.ones(x.shape[1], bool)
+    for start, end in gaps:
+        s, e = gap_edges(start, end)
+        outside[s - fade:e + fade] = False
+        assert not np.array_equal(y[:, s:e], x[:, s:e])
+    assert np.array_equal(y[:, outside], x[:, outside])

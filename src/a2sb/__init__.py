@@ -1,18 +1,25 @@
-"""a2sb: restore damaged music (bandwidth extension, inpainting) with Audio-to-Audio Schrödinger Bridges."""
+"""a2sb: restore damaged music (bandwidth extension, inpainting) with Audio-to-Audio Schrödinger Bridges.
+
+    from a2sb import Restorer
+    report = Restorer().restore_file("song.mp3")
+
+Names are loaded on first use, so that `import a2sb` (and `a2sb --help`) does not import torch.
+"""
+
+from importlib import import_module
 
 from .errors import A2SBError
-from .model import A2SBModel, load_model, save_model
-from .representation import from_representation, to_representation
 
 __version__ = "0.1.0"
-__all__ = ["A2SBError", "A2SBModel", "load_model", "save_model", "to_representation", "from_representation",
-           "restore", "restore_audio"]
+_LAZY = {
+    "Restorer": "restorer", "Report": "restorer", "Cancelled": "restorer", "A2SBWarning": "restorer",
+    "restore": "restorer", "Plan": "plan", "A2SBModel": "model", "load_model": "model", "save_model": "model",
+    "to_representation": "representation", "from_representation": "representation",
+}
+__all__ = ["A2SBError", *_LAZY]
 
 
 def __getattr__(name):
-    # The pipeline pulls in more (detection, plotting); load it on first use.
-    if name in ("restore", "restore_audio"):
-        from . import pipeline
-
-        return getattr(pipeline, name)
+    if name in _LAZY:
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'a2sb' has no attribute '{name}'")

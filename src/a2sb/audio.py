@@ -1,4 +1,6 @@
-"""Audio file input and output: read anything libsndfile reads, resample with soxr, write atomically.
+"""Audio file input and output: read anything libsndfile reads (whole, or piece by piece with `FileWave`),
+resample with soxr (whole, or streamed with `StreamResampler`), write atomically (`atomic_write`, the one
+place a result is renamed into place; `AudioWriter` for audio).
 
 Audio arrays are float32 NumPy arrays shaped (channels, samples).
 
@@ -16,6 +18,8 @@ import os
 import secrets
 import struct
 import zlib
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +29,14 @@ import soxr
 
 from .errors import A2SBError
 
-SAMPLE_RATE = 44100
-WRITE_FORMATS = {".wav": ("WAV", "FLOAT"), ".flac": ("FLAC", "PCM_24")}
+SAMPLE_RATE = 44100  # the rate of the model's picture (docs/method.md §Representation); the one constant
+# file name endings of the audio files a folder is searched for (what libsndfile and its decoders read)
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
+                              ".rf64", ".caf", ".au", ".snd"})
+# containers written by name ending, and the sample format `write_audio` uses when none is given
+CONTAINERS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF", ".w64": "W64", ".rf64": "RF64",
+              ".caf": "CAF", ".au": "AU"}
+DEFAULT_SUBTYPES = {"FLAC": "PCM_24", "AU": "FLOAT"}  # others: FLOAT
 
 
 @dataclass
@@ -55,13 +65,13 @@ def audio_info(path: str | os.PathLike, verify: bool = False) -> AudioInfo:
     if os.path.isdir(path):
         raise A2SBError(f"expected an audio file, got a folder: {path}")
     try:
+        _check_container(path, verify)  # also opens the file: an unreadable one is named with the reason
+    except OSError as err:
+        raise A2SBError(f"cannot read audio file {path}: {err.strerror or err}") from None
+    try:
         info = sf.info(path)
     except Exception as err:  # libsndfile raises several types for bad headers
         raise A2SBError(f"cannot read audio file {path}: {_short(err, path)}") from None
-    try:
-        _check_container(path, verify)
-    except OSError as err:
-        raise A2SBError(f"cannot read audio file {path}: {err.strerror or err}") from None
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
 
 
@@ -208,30 +218,94 @@ def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return np.ascontiguousarray(out.T, dtype=np.float32)
 
 
+def container_of(path: str | os.PathLike) -> str:
+    """libsndfile's container for an output name (by its ending), or an A2SBError naming the choices."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in CONTAINERS:
+        raise A2SBError(f"unsupported output format '{suffix or Path(path).name}': use "
+                        f"{', '.join(sorted(CONTAINERS))}")
+    return CONTAINERS[suffix]
+
+
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, subtype: str | None = None) -> None:
-    """Write (channels, samples) audio as WAV or FLAC through a temporary file renamed into place,
-    so an interrupted write never leaves a half-written result."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in WRITE_FORMATS:
-        raise A2SBError(f"unsupported output format '{suffix or path.name}': use .wav or .flac")
-    fmt, default_subtype = WRITE_FORMATS[suffix]
+    """Write (channels, samples) audio (container from the name: .wav, .flac, ...) atomically. Integer
+    sample formats clip rather than wrap around."""
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 1:
         audio = audio[None]
-    if fmt == "FLAC":  # integer format: clip instead of wrapping around
-        audio = np.clip(audio, -1.0, 1.0)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.exists():
-        raise A2SBError(f"output folder does not exist: {directory}")
+    container = container_of(path)
+    with AudioWriter(path, sample_rate, audio.shape[0], container,
+                     subtype or DEFAULT_SUBTYPES.get(container, "FLOAT")) as writer:
+        writer.write(audio)
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike) -> Iterator[str]:
+    """The one way results are written: yields the name of a new empty temporary file beside `path`; when
+    the block ends without an error it is renamed onto `path`, otherwise removed. Readers never see half
+    a file, and a failed or interrupted run leaves nothing behind."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise A2SBError(f"output folder does not exist: {folder}")
     tmp = temporary_beside(path)
     try:
-        sf.write(tmp, audio.T, sample_rate, format=fmt, subtype=subtype or default_subtype)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def check_writable(folder: str | os.PathLike) -> None:
+    """Refuse (before any work) a folder in which no file can be created: the test really creates one,
+    since permission bits do not tell (root ignores them; read-only mounts)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise A2SBError(f"output folder does not exist: {folder}")
+    try:
+        os.unlink(temporary_beside(folder / "write-test"))
+    except OSError as err:
+        raise A2SBError(f"cannot write to folder {folder}: {err.strerror or err}") from None
+
+
+class AudioWriter:
+    """Writes (channels, n) float chunks to an audio file through `atomic_write`: the file appears at
+    `path` when the `with` block ends without an error. Integer sample formats clip rather than wrap
+    around (`clipped` counts the samples)."""
+
+    def __init__(self, path: str | os.PathLike, rate: int, channels: int, container: str, subtype: str,
+                 tags: dict[str, str] | None = None):
+        self.path, self.clipped = Path(path), 0
+        self.integer = not subtype.startswith(("FLOAT", "DOUBLE"))
+        self._stack = ExitStack()
+        try:
+            tmp = self._stack.enter_context(atomic_write(self.path))
+            self.file = self._stack.enter_context(sf.SoundFile(tmp, "w", rate, channels, subtype, format=container))
+            for name, value in (tags or {}).items():
+                try:
+                    setattr(self.file, name, value)
+                except Exception:  # noqa: BLE001 - a tag this container cannot carry is left out
+                    pass
+        except BaseException as err:
+            self._stack.__exit__(type(err), err, err.__traceback__)
+            raise
+
+    def write(self, chunk: np.ndarray) -> None:
+        chunk = np.asarray(chunk)
+        if self.integer and chunk.dtype.kind == "f":
+            over = np.abs(chunk) > 1.0
+            if over.any():
+                self.clipped += int(over.sum())
+                chunk = np.clip(chunk, -1.0, 1.0)
+        self.file.write(np.ascontiguousarray(chunk.T))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self._stack.__exit__(*exc)
 
 
 def temporary_beside(path: str | os.PathLike) -> str:
@@ -260,3 +334,112 @@ def _short(err: Exception, path: str | None = None) -> str:
         if line.startswith("File does not exist") and os.path.isfile(path):  # libsndfile on damaged MP3
             line = "not a readable audio file (unknown format, or damaged)"
     return line
+
+
+# ------------------------------------------------------------------------------ reading piece by piece
+
+class ArrayWave:
+    """Random access to an in-memory (channels, samples) float32 waveform."""
+
+    def __init__(self, audio: np.ndarray):
+        self.audio = audio
+        self.channels, self.length = audio.shape
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.audio[:, start:stop]
+
+
+class FileWave:
+    """Random access to an audio file's samples as float32 (channels, n) at `rate` (None: the file's own),
+    reading with seeking (or through a streaming resampler), so memory does not depend on the length.
+
+    Requests should move forward; a request before the resampler's buffer restarts it. Non-finite
+    samples read as 0; `downmix` averages all channels to mono."""
+
+    HISTORY = 1 << 16  # resampled samples kept behind the last request
+
+    def __init__(self, path: str | os.PathLike, rate: int | None = SAMPLE_RATE, downmix: bool = False):
+        self.path = str(path)
+        info = sf.info(self.path)
+        self.rate_in, self.frames_in = int(info.samplerate), int(info.frames)
+        self.rate = self.rate_in if rate is None else int(rate)
+        self.downmix = downmix
+        self.channels = 1 if downmix else int(info.channels)
+        # soxr gives round(n·ratio) samples, both in one call and streamed
+        self.length = self.frames_in if self.rate == self.rate_in else round(self.frames_in * self.rate / self.rate_in)
+        self._file = sf.SoundFile(self.path)
+        self._resampler = None
+        self._buffer = np.zeros((self.channels, 0), np.float32)
+        self._buffer_start = 0
+        self._consumed = 0
+
+    def close(self):
+        self._file.close()
+
+    def _decode(self, frames: int) -> np.ndarray:
+        try:
+            data = self._file.read(frames=frames, dtype="float32", always_2d=True)
+        except Exception as err:
+            raise A2SBError(f"cannot decode audio file {self.path}: {str(err).strip().splitlines()[-1]}") from None
+        data = data.T
+        if self.downmix:
+            data = data.mean(axis=0, keepdims=True)
+        if not np.isfinite(data).all():
+            data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
+        return np.ascontiguousarray(data, dtype=np.float32)
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        start, stop = max(0, start), min(stop, self.length)
+        if stop <= start:
+            return np.zeros((self.channels, 0), np.float32)
+        if self.rate == self.rate_in:
+            self._file.seek(start)
+            data = self._decode(stop - start)
+            if data.shape[1] < stop - start:
+                raise A2SBError(f"cannot decode audio file {self.path}: file is truncated")
+            return data
+        return self._read_resampled(start, stop)
+
+    def _read_resampled(self, start: int, stop: int) -> np.ndarray:
+        if self._resampler is None or start < self._buffer_start:
+            self._file.seek(0)
+            self._resampler = soxr.ResampleStream(self.rate_in, self.rate, self.channels, dtype="float32",
+                                                  quality="HQ")
+            self._buffer = np.zeros((self.channels, 0), np.float32)
+            self._buffer_start, self._consumed = 0, 0
+        while self._buffer_start + self._buffer.shape[1] < stop:
+            chunk = self._decode(1 << 16)
+            self._consumed += chunk.shape[1]
+            last = self._consumed >= self.frames_in or chunk.shape[1] == 0
+            out = self._resampler.resample_chunk(np.ascontiguousarray(chunk.T), last=last).T
+            if last:  # pad/trim to the promised length
+                have = self._buffer_start + self._buffer.shape[1] + out.shape[1]
+                out = np.pad(out, ((0, 0), (0, max(0, self.length - have))))[:, :out.shape[1] + self.length - have]
+            self._buffer = np.concatenate([self._buffer, out], axis=1)
+            drop = max(0, min(start, self._buffer_start + self._buffer.shape[1]) - self.HISTORY - self._buffer_start)
+            if drop:
+                self._buffer, self._buffer_start = self._buffer[:, drop:], self._buffer_start + drop
+            if last:
+                break
+        return self._buffer[:, start - self._buffer_start:stop - self._buffer_start].copy()
+
+
+class StreamResampler:
+    """Resamples a stream of (channels, n) chunks from rate_in to rate_out, delivering exactly `length`
+    output samples in total (soxr's streamed output, padded or trimmed at the end)."""
+
+    def __init__(self, rate_in: int, rate_out: int, channels: int, length: int, write: Callable[[np.ndarray], None]):
+        self.stream = soxr.ResampleStream(rate_in, rate_out, channels, dtype="float32", quality="HQ")
+        self.channels, self.length, self.done, self.write_out = channels, length, 0, write
+
+    def write(self, chunk: np.ndarray, last: bool = False) -> None:
+        out = self.stream.resample_chunk(np.ascontiguousarray(np.asarray(chunk, np.float32).T), last=last).T
+        if last:
+            out = np.pad(out, ((0, 0), (0, max(0, self.length - self.done - out.shape[1]))))
+        out = out[:, :max(0, self.length - self.done)]
+        self.done += out.shape[1]
+        if out.shape[1]:
+            self.write_out(out)
+
+    def close(self) -> None:
+        self.write(np.zeros((self.channels, 0), np.float32), last=True)

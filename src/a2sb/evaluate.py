@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -13,12 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from . import baselines
-from .audio import SAMPLE_RATE, audio_info, read_audio, resample
-from .degrade import LOWPASS_KINDS, add_degrade_command, insert_gaps, lowpass, parse_gaps, periodic_gaps
+from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, atomic_write, audio_info, read_audio, resample
+from .degrade import LOWPASS_KINDS, add_degrade_command, insert_gaps, lowpass, periodic_gaps
 from .errors import A2SBError
 from .metrics import compute_metrics
 
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff", ".opus"}
 # Column order of the tables; "higher is better" for the dB scores and SSIM, lower for the distances.
 # bias_db is followed by its per-octave values bias_db_oct1, bias_db_oct2, ... (as many as the cutoff leaves).
 METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "gap_lsd", "gap_lsd_16k", "gap_snr", "bias_db", "coherence",
@@ -72,7 +70,7 @@ def add_commands(subparsers) -> None:
     quality.add_argument("--steps", type=int, help="a2sb: sampling steps (default: the model's)")
     quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
     quality.add_argument("--stereo", choices=("shared", "independent", "midside"),
-                         help="a2sb: how stereo channels are restored (default: the pipeline's, shared)")
+                         help="a2sb: how stereo channels are restored (default: shared)")
     quality.add_argument("--max-seconds", type=float, metavar="S", help="score only the middle S seconds of a file")
     quality.add_argument("--plot", metavar="PNG", help="write a per-file plot of the scores")
     quality.add_argument("--json", metavar="FILE", help="write per-file scores and the summary as JSON")
@@ -129,6 +127,8 @@ def match_pairs(reference: str, restored: str) -> list[tuple[Path, Path]]:
 
 
 def _evaluate_command(args) -> int:
+    from .plan import parse_gaps
+
     gaps = parse_gaps(args.gaps) if args.gaps else None
     rows = []
     for ref_path, est_path in match_pairs(args.reference, args.restored):
@@ -154,29 +154,23 @@ def _evaluate_command(args) -> int:
 # a2sb bench quality
 
 
-def _import_restore_audio():
-    try:
-        from .pipeline import restore_audio
-    except ImportError as err:
-        raise A2SBError(f"method a2sb is not available ({err}); choose baselines with --methods") from None
-    return restore_audio
+_RESTORERS: dict = {}  # one Restorer (one loaded model) per set of options
 
 
 def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, steps=None, sampler=None,
                  level_match=True, stereo=None, band_level=None):
-    """Restore with the A2SB pipeline (imported only when used: it loads torch models)."""
-    restore_audio = _import_restore_audio()
+    """Restore a (channels, samples) array with a2sb's Restorer (seed 0) as `a2sb restore` would, without
+    the peak-safe gain (the scores compare levels); back at `sample_rate`."""
+    from .restorer import Restorer
+
     options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo, "band_level": band_level}
-    restored, rate = restore_audio(
-        audio,
-        sample_rate,
-        cutoff=cutoff_hz,
-        gaps=gaps,
-        seed=0,
-        level_match=level_match,
-        **{k: v for k, v in options.items() if v is not None},
-    )
-    restored = np.asarray(restored, dtype=np.float32)
+    options = {k: v for k, v in options.items() if v is not None}
+    key = (tuple(sorted(options.items())), level_match)
+    if key not in _RESTORERS:
+        _RESTORERS[key] = Restorer(seed=0, batch_size=16, level_match=level_match, peak_safety=False, **options)
+    restored, rate = _RESTORERS[key].restore_audio(np.asarray(audio, np.float32).T, sample_rate, cutoff=cutoff_hz,
+                                                    gaps=gaps)
+    restored = np.ascontiguousarray(restored.T, dtype=np.float32)
     if rate != sample_rate:
         restored = resample(restored if restored.ndim == 2 else restored[None], rate, sample_rate)
     return restored
@@ -208,8 +202,6 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
         raise A2SBError(
             f"unknown method(s) {', '.join(unknown) or '(none)'} for {task}; choose from {', '.join(available)}"
         )
-    if any(name.startswith("a2sb") for name in chosen):
-        _import_restore_audio()  # fail before any work is done, not after the baselines have run
     return {name: available[name] for name in dict.fromkeys(chosen)}
 
 
@@ -480,7 +472,5 @@ def write_json(path: str, data) -> None:
             return [clean(v) for v in value]
         return value
 
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
+    with atomic_write(path) as tmp, open(tmp, "w") as f:
         json.dump(clean(data), f, indent=2)
-    os.replace(tmp, path)

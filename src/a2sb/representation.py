@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-SAMPLE_RATE = 44100
+from .audio import SAMPLE_RATE
+
 N_FFT = 2048
 HOP = 512
 N_ROWS = N_FFT // 2  # bins 1..1024

@@ -1,0 +1,256 @@
+"""Output assembly: the model's finished picture blocks become the output audio.
+
+- `write_whole` (bandwidth extension: every sample is the model's): streaming inverse STFT, resampled
+  back to the output rate; `write_spliced` (gaps only): the input copied through, the model's waveform
+  spliced into each gap with raised-cosine crossfades just outside it, its level matched to the music
+  around it (`a2sb.levels`).
+- `OutputFormat`: the container, sample format and rate of a file output, following the input's.
+- `finish`: the peak-safe gain (the output never clips; reported), then the sample format, with TPDF
+  dither for 16-bit outputs, written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .audio import SAMPLE_RATE, AudioWriter, StreamResampler, resample
+from .errors import A2SBError
+from .levels import match_context_level
+from .masks import PictureMask
+from .picture import OverlapAdd, WaveformPicture
+from .representation import HOP, N_FFT, representation_to_spec
+
+FADE_SECONDS = 0.01  # crossfade between input and model output at gap edges
+WRITE_CHUNK = 1 << 18  # output samples assembled and written at a time
+PEAK_CEILING = 10 ** (-0.1 / 20)  # an output that would clip is brought down to this peak (-0.1 dBFS)
+LOSSY_FORMATS = ("MP3", "OGG", "MPEG")  # containers whose audio is lossy (Ogg: Vorbis or Opus): written as FLAC
+FORMAT_CHOICES = {"flac": "FLAC", "wav": "WAV", "aiff": "AIFF"}  # --format
+EXTENSIONS = {"FLAC": ".flac", "WAV": ".wav", "AIFF": ".aiff", "W64": ".w64", "RF64": ".rf64", "CAF": ".caf",
+              "AU": ".au", "WAVEX": ".wav"}
+BITS = {"PCM_S8": 8, "PCM_U8": 8, "PCM_16": 16, "PCM_24": 24, "PCM_32": 32, "FLOAT": 32, "DOUBLE": 64}
+
+
+def mid_side(x: np.ndarray, inverse: bool = False) -> np.ndarray:
+    """(left, right) -> (mid, side) = ((l + r) / 2, (l − r) / 2), or back with `inverse`."""
+    a, b = x[0], x[1]
+    return np.stack([a + b, a - b]) if inverse else np.stack([(a + b) / 2, (a - b) / 2])
+
+
+def write_whole(blocks, mask: PictureMask, channels: int, out_rate: int, out_length: int, write) -> None:
+    """Every output sample is the model's: streaming inverse STFT of the finished blocks."""
+    ola = OverlapAdd(channels)
+    resampler = StreamResampler(SAMPLE_RATE, out_rate, channels, out_length, write) if out_rate != SAMPLE_RATE \
+        else None
+    done = 0
+
+    def emit(start: int, samples: torch.Tensor) -> None:
+        nonlocal done
+        keep = samples[:, :max(0, mask.length - start)].numpy()
+        if keep.shape[1]:
+            (resampler.write if resampler else write)(keep)
+            done = start + keep.shape[1]
+
+    for _, _, x0 in blocks:
+        emit(*ola.push(representation_to_spec(x0.float().cpu(), phase_fix=True)))
+    emit(*ola.finish())
+    if resampler is not None:
+        resampler.close()
+    assert done == mask.length, (done, mask.length)
+
+
+def write_spliced(blocks, mask: PictureMask, picture: WaveformPicture, native, channels: int, out_rate: int,
+                   out_length: int, write, level_match: bool = True, midside: bool = False) -> None:
+    """Gaps only: the input copied through, the model's waveform spliced into each gap with raised-cosine
+    crossfades just outside it. Only the frames around the gaps are ever inverse-transformed."""
+    regions = splice_regions(mask, out_rate)
+    wanted = {}  # frame -> region indices that need it
+    for index, region in enumerate(regions):
+        for j in range(region["first_frame"], region["stop_frame"]):
+            wanted.setdefault(j, []).append(index)
+    columns: list[dict[int, torch.Tensor]] = [{} for _ in regions]
+    for a, b, x0 in blocks:
+        for j in range(a, b):
+            for index in wanted.get(j, ()):
+                columns[index][j] = None if x0 is None else x0[..., j - a].float().cpu().clone()
+    for region, cols in zip(regions, columns):
+        region["wave"] = region_wave(region, cols, picture, channels, out_rate,
+                                      mask.gap_frames if level_match else None)
+        if midside:
+            region["wave"] = mid_side(region["wave"], inverse=True)
+    chunk = WRITE_CHUNK
+    for start in range(0, out_length, chunk):
+        stop = min(out_length, start + chunk)
+        data = native.read(start, stop).astype(np.float32, copy=True)
+        for region in regions:
+            lo, hi = max(start, region["out_start"]), min(stop, region["out_stop"])
+            if lo < hi:
+                w = region["weight"][:, lo - region["out_start"]:hi - region["out_start"]]
+                model = region["wave"][:, lo - region["out_start"]:hi - region["out_start"]]
+                data[:, lo - start:hi - start] = data[:, lo - start:hi - start] * (1 - w) + model * w
+        write(data)
+
+
+def splice_regions(mask: PictureMask, out_rate: int) -> list[dict]:
+    """Merge gaps whose crossfades/margins touch; for each region: the 44.1 kHz samples and frames the
+    model waveform is needed for, and the output-rate samples and crossfade weights."""
+    margin = 0 if out_rate == SAMPLE_RATE else 2 * N_FFT  # resampling needs context at the ends
+    # whole output samples must map to whole 44.1 kHz samples at the region start
+    step = SAMPLE_RATE // math.gcd(SAMPLE_RATE, out_rate)
+    groups: list[list[tuple[float, float]]] = []
+    reach = 2 * FADE_SECONDS + 2 * margin / SAMPLE_RATE
+    for gap in mask.gaps:
+        if groups and gap[0] - groups[-1][-1][1] <= reach:
+            groups[-1].append(gap)
+        else:
+            groups.append([gap])
+    regions = []
+    out_total = int(round(mask.length * out_rate / SAMPLE_RATE))
+    for group in groups:
+        n0 = max(0, int(round(group[0][0] * SAMPLE_RATE)) - int(round(FADE_SECONDS * SAMPLE_RATE)) - margin - 1)
+        n0 = n0 // step * step
+        n1 = min(mask.length, int(round(group[-1][1] * SAMPLE_RATE)) + int(round(FADE_SECONDS * SAMPLE_RATE))
+                 + margin + 1)
+        out_start = n0 * out_rate // SAMPLE_RATE
+        out_stop = min(out_total, int(round(n1 * out_rate / SAMPLE_RATE)))
+        weight = splice_weight([(int(round(a * out_rate)), int(round(b * out_rate))) for a, b in group],
+                                out_start, out_stop, out_rate)
+        regions.append(dict(n0=n0, n1=n1, first_frame=max(0, n0 // HOP - 2),
+                            stop_frame=min(mask.frames, (n1 - 1) // HOP + 3),
+                            out_start=out_start, out_stop=out_stop, weight=weight[None], gaps=group))
+    return regions
+
+
+def splice_weight(gaps: list[tuple[int, int]], n0: int, n1: int, rate: int) -> np.ndarray:
+    """Weight of the model's waveform over samples [n0, n1): 1 inside the gaps (sample ranges), raised-
+    cosine ramps of FADE_SECONDS just outside them, 0 elsewhere."""
+    fade = max(1, int(round(FADE_SECONDS * rate)))
+    positions = np.arange(n0, n1)
+    weight = np.zeros(n1 - n0, np.float32)
+    for s, e in gaps:
+        w = np.clip((positions - (s - fade) + 0.5) / fade, 0, 1)  # rising ramp before the gap
+        w = np.minimum(w, np.clip(((e + fade) - positions - 0.5) / fade, 0, 1))  # falling after
+        weight = np.maximum(weight, (0.5 - 0.5 * np.cos(np.pi * w)).astype(np.float32))
+    return weight
+
+
+def region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: int, out_rate: int,
+                 gap_frames=None) -> np.ndarray:
+    first, stop = region["first_frame"], region["stop_frame"]
+    frames = []
+    for j in range(first, stop):
+        col = cols.get(j)
+        frames.append(picture(j, j + 1)[..., 0] if col is None else col)  # untouched frame: the input's own
+    spec = representation_to_spec(torch.stack(frames, dim=-1), phase_fix=True)
+    ola = OverlapAdd(channels, first)
+    start, samples = ola.push(spec)
+    if stop == picture.frames:
+        tail_start, tail = ola.finish()
+        samples = torch.cat([samples, tail], dim=-1)
+    wave = samples.numpy()[:, region["n0"] - start:region["n1"] - start]
+    if gap_frames is not None:  # level match on
+        inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in region["gaps"]]
+        wave = match_context_level(wave, region, picture, gap_frames,
+                                   splice_weight(inside, region["n0"], region["n1"], SAMPLE_RATE))
+    if out_rate != SAMPLE_RATE:
+        wave = resample(wave, SAMPLE_RATE, out_rate)
+    length = region["out_stop"] - region["out_start"]
+    return np.pad(wave, ((0, 0), (0, max(0, length - wave.shape[1]))))[:, :length]
+
+
+# ------------------------------------------------------------------------------------------ file format
+
+@dataclass(frozen=True)
+class OutputFormat:
+    """Container (libsndfile's name), sample format and rate of an output file."""
+
+    container: str
+    subtype: str
+    rate: int
+
+    @property
+    def extension(self) -> str:
+        return EXTENSIONS.get(self.container, "." + self.container.lower())
+
+    def describe(self) -> str:
+        kind = {"FLOAT": "32-bit float", "DOUBLE": "64-bit float"}.get(self.subtype, f"{BITS.get(self.subtype, 0)}-bit")
+        return f"{self.container} {kind}, {self.rate / 1000:g} kHz"
+
+
+def output_format(info, rate: int, format: str | None = None, path: str | os.PathLike | None = None) -> OutputFormat:
+    """The output's format for an input with soundfile `info` (format, subtype), written at `rate`: the
+    input's container where libsndfile writes it (lossy ones: FLAC), or `format` ("flac", "wav", "aiff"),
+    or the container `path`'s ending names; a sample format with at least the input's bits (float stays
+    float; at most 16 bits and lossy sources: 16-bit, dithered)."""
+    if format is not None:
+        if format.lower() not in FORMAT_CHOICES:
+            raise A2SBError(f"unknown output format '{format}' (choose from {', '.join(FORMAT_CHOICES)})")
+        container = FORMAT_CHOICES[format.lower()]
+    elif path is not None:
+        from .audio import container_of
+
+        container = container_of(path)
+    else:
+        container = "FLAC" if info.format in LOSSY_FORMATS else info.format
+    lossy = info.format in LOSSY_FORMATS or info.subtype in ("VORBIS", "OPUS", "MPEG_LAYER_III")
+    bits = 16 if lossy else BITS.get(info.subtype, 24)
+    if info.subtype in ("FLOAT", "DOUBLE") and not lossy:
+        subtype = info.subtype
+    else:
+        subtype = {8: "PCM_16", 16: "PCM_16", 24: "PCM_24"}.get(bits, "PCM_32")
+    for candidate in (subtype, "PCM_24", "PCM_16"):  # what the container can hold, nearest first
+        if sf.check_format(container, candidate):
+            return OutputFormat(container, candidate, int(rate))
+    raise A2SBError(f"cannot write {container} files")
+
+
+def output_rate(input_rate: int, cutoff: float | None) -> int:
+    """The input's rate, or 44.1 kHz when a band above the input's own Nyquist frequency is regenerated."""
+    return SAMPLE_RATE if cutoff is not None and input_rate < SAMPLE_RATE else int(input_rate)
+
+
+# ---------------------------------------------------------------------------------------- peak safety
+
+def peak_gain(peak: float) -> float:
+    """The gain that keeps an output of this peak from clipping: 1, or down to PEAK_CEILING."""
+    return 1.0 if peak <= 1.0 else PEAK_CEILING / peak
+
+
+def db(value: float) -> float:
+    return 20 * math.log10(max(value, 1e-12))
+
+
+def finish(source, path: Path, fmt: OutputFormat, channels: int, gain: float, seed: int = 0,
+           tags: dict[str, str] | None = None) -> int:
+    """Write the (channels, n) float chunks of `source` (an iterable) to `path` in `fmt`, times `gain`,
+    atomically, with `tags` (title, artist, ...: those the container carries); 16-bit outputs get TPDF
+    dither (seeded: the same file every time). Returns the number of samples clipped (none unless
+    `gain` was too high)."""
+    dither = fmt.subtype == "PCM_16"
+    with AudioWriter(path, fmt.rate, channels, fmt.container, fmt.subtype, tags) as writer:
+        for index, chunk in enumerate(source):
+            chunk = chunk if gain == 1.0 else chunk * np.float32(gain)
+            if dither:
+                rng = np.random.default_rng([seed, index])
+                tpdf = rng.random(chunk.shape, np.float32) - rng.random(chunk.shape, np.float32)
+                scaled = np.floor(chunk * np.float32(32768) + tpdf + np.float32(0.5))
+                writer.clipped += int(((scaled > 32767) | (scaled < -32768)).sum())
+                chunk = np.clip(scaled, -32768, 32767).astype(np.int16)
+            writer.write(chunk)
+    return writer.clipped
+
+
+def file_chunks(path: str | os.PathLike, size: int = WRITE_CHUNK):
+    """(channels, n) float32 chunks of a file, read in order."""
+    with sf.SoundFile(str(path)) as f:
+        while True:
+            data = f.read(frames=size, dtype="float32", always_2d=True)
+            if not len(data):
+                return
+            yield np.ascontiguousarray(data.T)
