@@ -6,10 +6,8 @@ Nothing here imports Gradio, so it is tested without it; `a2sb.app.ui` puts a pa
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -19,14 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import A2SBError
-
-try:  # the real Restorer once the restore work is merged; until then the stand-in next to this file
-    from ..restorer import Cancelled, Plan, Restorer  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - depends on the branch
-    from ._restorer import Cancelled, Plan, Restorer
+from ..plan import Plan, format_time, parse_gaps
+from ..restorer import Cancelled, Restorer
 
 QUALITIES = ("fast", "default", "best")
 BUNDLED = "bundled"
+DOWNMIX = True  # as `a2sb restore`: a file of more than two channels is mixed down to mono (and told so)
 DEFAULT_MAX_MB = 200.0
 DYNAMIC_RANGE_DB = 100.0  # spectrogram colour scale: the loudest cell of either picture and this far below
 PLAYABLE = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus"}  # the browsers' own players take these as they are
@@ -36,59 +32,17 @@ PLAYABLE = {".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus"}  # the browsers' o
 
 # ------------------------------------------------------------------------------------------ gap lists
 
-def parse_time(text: str) -> float:
-    """Seconds from "12.3", "0:12.3" or "1:02:03.5"."""
-    text = text.strip()
-    parts = text.split(":")
-    bad = A2SBError(f"'{text}' is not a time: write seconds (12.3), M:SS.s (0:12.3) or H:MM:SS.s")
-    if len(parts) > 3 or not all(p.strip() for p in parts):
-        raise bad
-    try:
-        whole = [int(p) for p in parts[:-1]]
-        seconds = float(parts[-1])
-    except ValueError:
-        raise bad from None
-    if not math.isfinite(seconds) or seconds < 0 or any(v < 0 for v in whole):
-        raise bad
-    if len(parts) > 1 and seconds >= 60 or len(parts) == 3 and whole[1] >= 60:
-        raise A2SBError(f"'{text}' is not a time: minutes and seconds after a colon run from 0 to 59")
-    value = 0.0
-    for v in whole:
-        value = (value + v) * 60
-    return value + seconds
-
-
 def parse_gap_list(text: str | None) -> list[tuple[float, float]]:
-    """[(start, end)] seconds from "0:12.0-0:12.3, 1:04.5-1:04.8" (also plain seconds "12.0-12.3");
-    empty or "none" -> no gaps. Each gap needs start < end; the list is returned sorted."""
-    text = (text or "").strip()
-    if text.lower() in ("", "none", "off"):
-        return []
-    gaps = []
-    for part in re.split(r"[,;\n]+", text):
-        part = part.strip()
-        if not part:
-            continue
-        start, sep, end = part.partition("-")
-        if not sep or not start.strip() or not end.strip():
-            raise A2SBError(f"gap '{part}' must be START-END, e.g. 0:12.0-0:12.3")
-        s, e = parse_time(start), parse_time(end)
-        if e <= s:
-            raise A2SBError(f"gap '{part}' ends before it starts")
-        gaps.append((s, e))
-    return sorted(gaps)
-
-
-def format_time(seconds: float) -> str:
-    """M:SS.ss (H:MM:SS.ss from an hour on), the form `parse_time` reads back to 5 ms."""
-    centis = int(round(seconds * 100))
-    hours, rest = divmod(centis, 360000)
-    minutes, rest = divmod(rest, 6000)
-    text = f"{minutes}:{rest // 100:02d}.{rest % 100:02d}"
-    return f"{hours}:{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}" if hours else text
+    """[(start, end)] seconds, sorted, from the gap box: "0:12.0-0:12.3, 1:04.5-1:04.8" (or plain seconds,
+    as `a2sb restore --gaps` takes them); empty or "none" -> no gaps."""
+    gaps = parse_gaps(text or "")
+    if gaps == "auto":
+        raise A2SBError("write the gaps to fill as START-END, e.g. 0:12.0-0:12.3, 1:04.5-1:04.8")
+    return sorted(gaps or [])
 
 
 def format_gap_list(gaps) -> str:
+    """The gap box's text for `gaps`: M:SS.ss-M:SS.ss, ... (what `parse_gap_list` reads back, to 5 ms)."""
     return ", ".join(f"{format_time(s)}-{format_time(e)}" for s, e in gaps)
 
 
@@ -156,9 +110,10 @@ def spectrogram_pictures(before, after, folder, *, cutoff=None, gaps=()) -> tupl
 
 # ------------------------------------------------------------------------------------------- tracks
 
-def write_difference(input_path, output_path, dest) -> Path:
-    """The regenerated part alone: restored minus input (resampled to the output's rate), FLAC at the
-    output's rate; clipped at full scale."""
+def write_difference(input_path, output_path, dest, gain: float = 1.0) -> Path:
+    """The regenerated part alone: restored minus input (resampled to the output's rate) times `gain`, the
+    gain the restorer applied to the whole output so that it does not clip (else the difference would hold
+    that much of all the music); FLAC at the output's rate, clipped at full scale."""
     import soundfile as sf
 
     from ..audio import read_audio
@@ -166,9 +121,11 @@ def write_difference(input_path, output_path, dest) -> Path:
     restored, rate = sf.read(str(output_path), dtype="float32", always_2d=True)
     original, _ = read_audio(str(input_path), sample_rate=rate)
     original = original.T
+    if original.shape[1] != restored.shape[1]:  # more than two channels, restored as their mix
+        original = original.mean(axis=1, keepdims=True)
     n = min(len(restored), len(original))
     diff = restored.copy()
-    diff[:n] -= original[:n]
+    diff[:n] -= np.float32(gain) * original[:n]
     sf.write(str(dest), np.clip(diff, -1.0, 1.0), rate, subtype="PCM_24", format="FLAC")
     return Path(dest)
 
@@ -208,17 +165,20 @@ class Upload:
     plan: Plan | None = None
     error: str = ""
 
-    def summary(self) -> str:
-        if self.error:
-            return f"{self.name}: {self.error}"
-        return self.plan.describe()
+    def found(self) -> str:
+        """What the analysis found (the plan's findings and warnings), or the upload's error."""
+        if self.plan is None:
+            return self.error
+        return "\n".join([*self.plan.findings, *(f"warning: {w}" for w in self.plan.warnings)])
 
 
 @dataclass
 class AppCore:
     """The app's state that outlives a page: the work folder, the models, and the one running job.
 
-    `models` maps the names shown in the model menu to what `Restorer(model=...)` takes."""
+    `models` maps the names shown in the model menu to what `Restorer(model=...)` takes. Restorers are
+    made as `a2sb restore` makes its own (files of more than two channels mixed down to mono), one per
+    model, quality and seed, sharing each model once loaded."""
 
     work: Path
     models: dict[str, str] = field(default_factory=lambda: {BUNDLED: "default"})
@@ -230,13 +190,8 @@ class AppCore:
         self._restorers: dict[tuple[str, str, int], Restorer] = {}
         self._job = threading.Lock()
         self.cancel = threading.Event()
-        self._count = 0
-        self._count_lock = threading.Lock()
-
-    def _folder(self, prefix: str) -> Path:
-        with self._count_lock:
-            self._count += 1
-            return Path(tempfile.mkdtemp(prefix=f"{prefix}{self._count}-", dir=self.work))
+        self._notes: list[str] = []
+        self._planner = Restorer(downmix=DOWNMIX)  # analysis only: never loads a model
 
     def restorer(self, model: str, quality: str, seed: int) -> Restorer:
         if model not in self.models:
@@ -245,8 +200,10 @@ class AppCore:
             raise A2SBError(f"quality must be one of {', '.join(QUALITIES)}, got '{quality}'")
         key = (model, quality, int(seed))
         if key not in self._restorers:
-            self._restorers[key] = Restorer(model=self.models[model], device=self.device, quality=quality,
-                                            seed=int(seed))
+            loaded = next((r for k, r in self._restorers.items() if k[0] == model and r._model is not None), None)
+            source, device = (loaded.model, None) if loaded else (self.models[model], self.device)
+            self._restorers[key] = Restorer(source, device=device, quality=quality, seed=int(seed),
+                                            downmix=DOWNMIX, on_warning=self._notes.append)
         return self._restorers[key]
 
     def analyse(self, paths) -> list[Upload]:
@@ -258,7 +215,7 @@ class AppCore:
             upload = Upload(path.name, path)
             try:
                 check_upload(path, self.max_mb)
-                upload.plan = self.restorer(next(iter(self.models)), "default", 0).analyse(path)
+                upload.plan = self._planner.analyse(path)
             except Exception as err:  # shown in the page as one line
                 upload.error = one_line(err)
             uploads.append(upload)
@@ -266,8 +223,10 @@ class AppCore:
 
     def restore(self, upload: Upload, *, cutoff_on: bool, cutoff_hz, gaps, quality: str, model: str,
                 seed: int = 0, progress=None) -> Result:
-        """Restore one upload with the user's edits of its plan (`gaps`: a list of (start, end) s or the
-        text of one); one job at a time (others wait)."""
+        """Restore one upload (one job at a time; others wait). The detected plan is used as it is when the
+        user kept it (the CLI's defaults: the same output); an edited one is planned as
+        `a2sb restore --cutoff HZ|off --gaps LIST|off` would plan it. `gaps`: (start, end) pairs or the text
+        of the gap box."""
         if upload.plan is None:
             raise A2SBError(upload.error or f"{upload.name} was not analysed")
         cutoff = None
@@ -279,22 +238,33 @@ class AppCore:
             if not math.isfinite(cutoff) or cutoff <= 0:
                 raise A2SBError(f"cutoff must be a positive frequency in Hz, got {cutoff_hz}")
         gaps = parse_gap_list(gaps) if isinstance(gaps, str) or gaps is None else [tuple(map(float, g)) for g in gaps]
+        plan = upload.plan
+        if cutoff != plan.cutoff_hz or gaps != list(plan.gaps):
+            plan = self._planner.analyse(upload.path, cutoff=cutoff, gaps=gaps or None)
         with self._job:
-            self.cancel.clear()
             restorer = self.restorer(model, quality, seed)
-            plan = dataclasses.replace(upload.plan, cutoff_hz=cutoff, gaps=gaps)  # checked by restore_file
-            folder = self._folder("job")
+            self.cancel.clear()
+            self._notes.clear()
+            folder = Path(tempfile.mkdtemp(prefix="job-", dir=self.work))
             output = folder / restorer.default_output_path(upload.path).name
-            report = restorer.restore_file(upload.path, output, plan=plan, progress=progress, cancel=self.cancel)
+            try:
+                report = restorer.restore_file(upload.path, output, plan=plan, progress=progress,
+                                               cancel=self.cancel)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             before, after, scale = spectrogram_pictures(upload.path, report.output, folder, cutoff=plan.cutoff_hz,
                                                         gaps=plan.gaps)
-            difference = write_difference(upload.path, report.output, folder / f"{upload.path.stem}.regenerated.flac")
-            text = (plan.describe() + "\n" + report.describe()).replace(str(folder) + os.sep, "")
+            difference = write_difference(upload.path, report.output, folder / f"{upload.path.stem}.regenerated.flac",
+                                          report.gain)
+            lines = [plan.describe(), *(f"warning: {w}" for w in plan.warnings), "  " + report.describe(),
+                     *(f"warning: {w}" for w in [*report.warnings, *self._notes])]
+            text = "\n".join(lines).replace(str(folder) + os.sep, "").replace(str(upload.path.parent) + os.sep, "")
             return Result(report.output, text, before, after, scale, playable(upload.path, folder), difference)
 
     def close(self) -> None:
         shutil.rmtree(self.work, ignore_errors=True)
 
 
-__all__ = ["AppCore", "Cancelled", "Result", "Upload", "parse_gap_list", "format_gap_list", "parse_time",
+__all__ = ["AppCore", "Cancelled", "Result", "Upload", "parse_gap_list", "format_gap_list",
            "check_upload", "one_line", "spectrogram_scale", "spectrogram_pictures", "write_difference"]

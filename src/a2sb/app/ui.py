@@ -76,8 +76,7 @@ def build(core: AppCore):
             if upload is None or upload.plan is None:
                 return "", gr.update(), gr.update(), ""
             plan = upload.plan
-            text = "\n".join(plan.findings) or "nothing found: full band, no dropouts"
-            return (text, plan.cutoff_hz is not None,
+            return (upload.found(), plan.cutoff_hz is not None,
                     DEFAULT_CUTOFF_HZ if plan.cutoff_hz is None else round(plan.cutoff_hz), format_gap_list(plan.gaps))
 
         def on_restore(found, name, on, hz, gap_text, quality_name, model_name, seed_value,
