@@ -22,6 +22,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "example_lowpassed.flac"
+GAPS = ROOT / "examples" / "example_gaps.flac"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
 
@@ -88,7 +89,7 @@ def browser(tmp_path_factory):
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1700",
+                 "--disable-dev-shm-usage", "--window-size=1400,1350",
                  f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
         options.add_argument(flag)
     options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
@@ -111,19 +112,49 @@ def _text(driver, css: str) -> str:
     return driver.find_element(By.CSS_SELECTOR, css).text
 
 
-def test_restore_in_browser_equals_cli(app_url, browser, artifacts, tmp_path):
-    cli_out = tmp_path / "cli.flac"
-    done = subprocess.run([sys.executable, "-m", "a2sb", "restore", str(EXAMPLE), "-o", str(cli_out), "--seed", "0",
-                           "--device", "cpu"], env=_env(), capture_output=True, text=True,
-                          timeout=600)
+def _value(driver, css: str) -> str:
+    return driver.find_element(By.CSS_SELECTOR, css).get_attribute("value")
+
+
+def _cli(source: Path, out: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "a2sb", "restore", str(source), "-o", str(out), "--seed", "0",
+                           "--device", "cpu"], env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
+
+
+def _download(browser, name: str) -> Path:
+    target = browser.downloads / name
+    target.unlink(missing_ok=True)
+    link = WebDriverWait(browser, 60).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, f'#download a[download="{name}"]')))
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", link)
+    link.click()
+    deadline = time.time() + 60
+    while not target.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert target.exists(), list(browser.downloads.iterdir())
+    return target
+
+
+def _same_audio(ours: Path, theirs: Path) -> None:
+    a, rate = sf.read(str(ours), dtype="int32")
+    b, cli_rate = sf.read(str(theirs), dtype="int32")
+    assert rate == cli_rate == 44100
+    assert a.shape == b.shape == (441000, 2)
+    assert np.array_equal(a, b)
+    assert ours.read_bytes() == theirs.read_bytes()
+
+
+def test_restore_in_browser_equals_cli(app_url, browser, artifacts, tmp_path):
+    cli_out, cli_gaps = tmp_path / "cli.flac", tmp_path / "cli_gaps.flac"
+    _cli(EXAMPLE, cli_out)
+    _cli(GAPS, cli_gaps)
 
     browser.get(app_url)
     wait = WebDriverWait(browser, 60)
     upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
-    upload.send_keys(str(EXAMPLE))
-    wait.until(lambda d: "lowpass at" in d.find_element(By.CSS_SELECTOR, "#findings textarea")
-               .get_attribute("value"))
+    upload.send_keys(f"{EXAMPLE}\n{GAPS}")  # two files at once; the first is chosen
+    wait.until(lambda d: "lowpass at" in _value(d, "#findings textarea"))
     assert browser.find_element(By.CSS_SELECTOR, "#cutoff-on input").is_selected()
     hz = float(browser.find_element(By.CSS_SELECTOR, "#cutoff-hz input").get_attribute("value"))
     assert 3000 < hz < 4500, hz  # the example is lowpassed at 4 kHz
@@ -152,20 +183,39 @@ def test_restore_in_browser_equals_cli(app_url, browser, artifacts, tmp_path):
                and urlparse(s).hostname not in ("127.0.0.1", "localhost")]
     assert outside == []
 
-    link = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#download a")))
-    link.click()
-    target = browser.downloads / "example_lowpassed.restored.flac"
-    deadline = time.time() + 60
-    while not target.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    assert target.exists(), list(browser.downloads.iterdir())
+    _same_audio(_download(browser, "example_lowpassed.restored.flac"), cli_out)
 
-    ours, rate = sf.read(str(target), dtype="int32")
-    theirs, cli_rate = sf.read(str(cli_out), dtype="int32")
-    assert rate == cli_rate == 44100
-    assert ours.shape == theirs.shape == (441000, 2)
-    assert np.array_equal(ours, theirs)
-    assert target.read_bytes() == cli_out.read_bytes()
+    # the second upload: its dropouts are found and shown in the gap box, no cutoff
+    browser.find_element(By.CSS_SELECTOR, "#file-choice input").click()
+    option = wait.until(EC.element_to_be_clickable(
+        (By.XPATH, "//*[@id='file-choice']//li[contains(., 'example_gaps.flac')]")))
+    option.click()
+    wait.until(lambda d: "2 dropouts" in _value(d, "#findings textarea"))
+    assert _value(browser, "#gaps input, #gaps textarea") == "0:02.85-0:03.15, 0:06.85-0:07.15"
+    assert not browser.find_element(By.CSS_SELECTOR, "#cutoff-on input").is_selected()
+    browser.find_element(By.CSS_SELECTOR, "#restore").click()
+    WebDriverWait(browser, 540).until(lambda d: "example_gaps.restored" in _text(d, "#status")
+                                      or "error" in _text(d, "#status"))
+    assert "done: example_gaps.restored.flac" in _text(browser, "#status")
+    assert "filled" in _value(browser, "#report textarea")
+    _same_audio(_download(browser, "example_gaps.restored.flac"), cli_gaps)
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.save_screenshot(str(artifacts / "app-gaps.png"))
+
+
+def test_cancel_in_browser(app_url, browser):
+    browser.get(app_url)
+    wait = WebDriverWait(browser, 60)
+    upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
+    upload.send_keys(str(EXAMPLE))
+    wait.until(lambda d: "lowpass at" in _value(d, "#findings textarea"))
+    browser.find_element(By.CSS_SELECTOR, "#restore").click()
+    # the progress bar shows the windows done, then Cancel stops the job
+    WebDriverWait(browser, 120).until(lambda d: "windows" in d.find_element(By.TAG_NAME, "body").text)
+    browser.find_element(By.CSS_SELECTOR, "#cancel").click()
+    WebDriverWait(browser, 120).until(lambda d: "cancelled" in _text(d, "#status"))
+    assert _text(browser, "#status") == "cancelled: nothing was written"
+    assert not browser.find_elements(By.CSS_SELECTOR, "#spec-after img")
 
 
 def test_bad_upload_shows_one_line(app_url, browser, tmp_path):
