@@ -73,7 +73,7 @@ def child(args) -> None:
     """Runs in its own process: restore one file and report time and peak RSS as JSON."""
     import torch
 
-    from a2sb import pipeline
+    from a2sb import restorer
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -88,8 +88,8 @@ def child(args) -> None:
                 return 0.5 * torch.tanh(x + t.to(x).reshape(-1, 1, 1, 1))
 
         model = Stub(preset("tiny"), t_cutoffs=[0.5]).eval()
-    pipeline.restore(args.input, args.output, model=model, steps=args.steps, device=args.device,
-                     batch_size=args.batch_size, overwrite=True, progress=False)
+    restorer.restore(args.input, args.output, model=model, steps=args.steps, device=args.device,
+                     batch_size=args.batch_size, overwrite=True)
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(json.dumps({"seconds": seconds, "peak_rss_mib": peak / 1024, "import_rss_mib": start_rss / 1024}))

@@ -3,7 +3,7 @@ every window on a 10-minute file with three 0.5 s gaps.
 
 The model is the bundled default when there is one, else the cpu-small preset with RANDOM weights
 (the speed is the same as trained weights of that size; the output is not a restoration). Times are
-for `a2sb.pipeline.restore` file to file (what `a2sb restore` runs), after the model is loaded.
+for `a2sb.restore` file to file (what `a2sb restore` runs), after the model is loaded.
 
     python benchmarks/restore_speed.py --device cuda                 # RTF, default steps
     python benchmarks/restore_speed.py --steps 10 --inpaint-minutes 10 --device cuda
@@ -37,10 +37,10 @@ def pick_model(name: str | None) -> str:
 
 
 def timed_restore(src, dst, model, **options) -> float:
-    from a2sb import pipeline
+    from a2sb import restorer
 
     t0 = time.perf_counter()
-    pipeline.restore(src, dst, model=model, overwrite=True, **options)
+    restorer.restore(src, dst, model=model, overwrite=True, **options)
     if str(model.device).startswith("cuda"):
         import torch
 
@@ -63,19 +63,19 @@ def main() -> None:
     warnings.simplefilter("ignore")
     import torch
 
-    from a2sb import pipeline
+    from a2sb import restorer
 
     batch = args.batch_size if args.batch_size == "auto" else int(args.batch_size)
     source = pick_model(args.model)
     t0 = time.perf_counter()
-    model = pipeline.resolve_model(source, args.device)
+    model = restorer.resolve_model(source, args.device)
     load = time.perf_counter() - t0
     steps = args.steps or model.default_steps
     print(f"model {source} ({model.num_parameters():,} parameters) on {model.device}, {steps} steps "
           f"({steps - 1} network calls per window), load {load:.1f} s, torch threads {torch.get_num_threads()}",
           flush=True)
     results = {"model": source, "device": str(model.device), "steps": steps}
-    common = dict(steps=steps, batch_size=batch, progress=False)
+    common = dict(steps=steps, batch_size=batch)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         # warm-up on 3 s (CUDA context, kernel selection), so it is not counted in the first measurement
         warm = Path(tmp) / "warm.wav"

@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from a2sb.audio import audio_info, write_audio
+from a2sb.audio import AudioWriter, audio_info, write_audio
 from a2sb.cli import main
 from a2sb.errors import A2SBError
-from a2sb.streaming import FileSink
 
 SR = 44100
 NOTHING = ["--cutoff", "off", "--gaps", "off"]  # validation and I/O only, no network
@@ -220,9 +219,8 @@ def _mode(path) -> int:
 def test_outputs_follow_the_umask(tmp_path, capsys, umask_027):
     write_audio(tmp_path / "a.flac", music(), SR)
     assert _mode(tmp_path / "a.flac") == umask_027
-    with FileSink(tmp_path / "b.wav", SR, 2) as sink:
-        sink.write(music())
-        sink.commit()
+    with AudioWriter(tmp_path / "b.wav", SR, 2, "WAV", "FLOAT") as writer:
+        writer.write(music())
     assert _mode(tmp_path / "b.wav") == umask_027
     src = tmp_path / "c.wav"
     sf.write(src, music().T, SR)
@@ -236,9 +234,9 @@ def test_outputs_follow_the_umask(tmp_path, capsys, umask_027):
 
 
 def test_failed_writes_leave_nothing(tmp_path):
-    with pytest.raises(RuntimeError), FileSink(tmp_path / "x.flac", SR, 1) as sink:
-        sink.write(music(channels=1))
+    with pytest.raises(RuntimeError), AudioWriter(tmp_path / "x.flac", SR, 1, "FLAC", "PCM_24") as writer:
+        writer.write(music(channels=1))
         raise RuntimeError("interrupted")
     with pytest.raises(sf.LibsndfileError):  # FLAC has at most 8 channels: the temporary goes too
-        FileSink(tmp_path / "y.flac", SR, 9)
+        AudioWriter(tmp_path / "y.flac", SR, 9, "FLAC", "PCM_24")
     assert list(tmp_path.iterdir()) == []

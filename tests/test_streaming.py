@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from a2sb.audio import ArrayWave
 from a2sb.model import A2SBModel
 from a2sb.network import preset
+from a2sb.picture import OverlapAdd, WaveformPicture
 from a2sb.representation import istft, stft, to_representation
-from a2sb.sampler import sample, time_grid
-from a2sb.streaming import ArrayWave, OverlapAdd, WaveformPicture, count_windows, sample_streaming, stream_sample
+from a2sb.sampler import count_windows, sample, sample_streaming, stream_sample, time_grid
 
 
 def toy_denoise(x, t):

@@ -1,5 +1,5 @@
-"""Commands `a2sb evaluate` (score restored files against references), `a2sb degrade` and
-`a2sb bench quality` (degrade clean files, restore them with each method, score, summarise)."""
+"""What `a2sb evaluate` (score restored files against references) and `a2sb bench quality` (degrade clean
+files, restore them with each method, score, summarise) run; their parsers are in a2sb.cli.bench."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import numpy as np
 
 from . import baselines
 from .audio import AUDIO_EXTENSIONS, SAMPLE_RATE, atomic_write, audio_info, read_audio, resample
-from .degrade import LOWPASS_KINDS, add_degrade_command, insert_gaps, lowpass, periodic_gaps
+from .degrade import insert_gaps, lowpass, periodic_gaps
 from .errors import A2SBError
 from .metrics import compute_metrics
 
@@ -31,50 +31,6 @@ BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,si
 OURS = ("a2sb", "a2sb-raw")  # every other bench method is a baseline
 ALL_GROUPS = "all"  # the summary key over every file, beside the per-group ones
 MAX_BENCH_LENGTH_DIFFERENCE_S = 0.1
-
-
-def add_commands(subparsers) -> None:
-    add_degrade_command(subparsers)
-
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="score restored audio against references (LSD, SiSpec, ...)",
-        description="Score RESTORED against REFERENCE: two files, or two folders matched by file name. "
-        "Prints a Markdown table.",
-    )
-    parser.add_argument("reference", metavar="REFERENCE")
-    parser.add_argument("restored", metavar="RESTORED")
-    parser.add_argument("--cutoff", type=float, metavar="HZ", help="also report LSD above this frequency")
-    parser.add_argument("--gaps", metavar="GAPS", help="also score only these gaps, e.g. '1.0-1.3,5.0-5.5'")
-    parser.add_argument("--json", metavar="FILE", help="write one JSON object per pair to FILE")
-    parser.set_defaults(func=_evaluate_command)
-
-    bench = subparsers.add_parser("bench", help="benchmarks", description="Benchmarks.")
-    bench_sub = bench.add_subparsers(dest="benchmark", required=True, metavar="BENCHMARK")
-    quality = bench_sub.add_parser(
-        "quality",
-        help="degrade clean files, restore with each method, score",
-        description="For every clean audio file in DIR: degrade it (lowpass or periodic gaps), restore it "
-        "with each method, score it against the clean file, and print mean and 95%% interval per method.",
-    )
-    quality.add_argument("directory", metavar="DIR")
-    quality.add_argument("--task", choices=("bwe", "inpaint"), required=True)
-    quality.add_argument("--cutoff", type=float, default=4000.0, help="bwe: lowpass cutoff in Hz (default 4000)")
-    quality.add_argument("--filter", default="butter", choices=LOWPASS_KINDS, help="bwe: lowpass kind")
-    quality.add_argument("--order", type=int, default=8, help="bwe: filter order (default 8)")
-    quality.add_argument("--gap", type=float, default=0.3, help="inpaint: gap length in seconds (default 0.3)")
-    quality.add_argument("--every", type=float, default=5.0, help="inpaint: one centred gap per SEC (default 5)")
-    quality.add_argument("--methods", help="comma-separated; default: all baselines of the task plus a2sb "
-                         "(also a2sb-raw: without the gap level match; bwe: a2sb-level, with band level match)")
-    quality.add_argument("--model", help="a2sb: model name or path")
-    quality.add_argument("--steps", type=int, help="a2sb: sampling steps (default: the model's)")
-    quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
-    quality.add_argument("--stereo", choices=("shared", "independent", "midside"),
-                         help="a2sb: how stereo channels are restored (default: shared)")
-    quality.add_argument("--max-seconds", type=float, metavar="S", help="score only the middle S seconds of a file")
-    quality.add_argument("--plot", metavar="PNG", help="write a per-file plot of the scores")
-    quality.add_argument("--json", metavar="FILE", help="write per-file scores and the summary as JSON")
-    quality.set_defaults(func=_bench_quality_command)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,7 +82,7 @@ def match_pairs(reference: str, restored: str) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def _evaluate_command(args) -> int:
+def evaluate_command(args) -> int:
     from .plan import parse_gaps
 
     gaps = parse_gaps(args.gaps) if args.gaps else None
@@ -350,7 +306,7 @@ def _paired_table(paired: dict, task: str) -> str:
     return markdown_table(table)
 
 
-def _bench_quality_command(args) -> int:
+def bench_quality_command(args) -> int:
     directory = Path(args.directory)
     if not directory.is_dir():
         raise A2SBError(f"not a folder: {directory}")

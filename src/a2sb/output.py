@@ -189,16 +189,14 @@ def output_format(info, rate: int, format: str | None = None, path: str | os.Pat
     or the container `path`'s ending names; a sample format with at least the input's bits (float stays
     float; at most 16 bits and lossy sources: 16-bit, dithered)."""
     if format is not None:
-        if format.lower() not in FORMAT_CHOICES:
-            raise A2SBError(f"unknown output format '{format}' (choose from {', '.join(FORMAT_CHOICES)})")
-        container = FORMAT_CHOICES[format.lower()]
+        container = chosen_container(format)
     elif path is not None:
         from .audio import container_of
 
         container = container_of(path)
     else:
-        container = "FLAC" if info.format in LOSSY_FORMATS else info.format
-    lossy = info.format in LOSSY_FORMATS or info.subtype in ("VORBIS", "OPUS", "MPEG_LAYER_III")
+        container = "FLAC" if is_lossy(info) else info.format
+    lossy = is_lossy(info)
     bits = 16 if lossy else BITS.get(info.subtype, 24)
     if info.subtype in ("FLOAT", "DOUBLE") and not lossy:
         subtype = info.subtype
@@ -208,6 +206,18 @@ def output_format(info, rate: int, format: str | None = None, path: str | os.Pat
         if sf.check_format(container, candidate):
             return OutputFormat(container, candidate, int(rate))
     raise A2SBError(f"cannot write {container} files")
+
+
+def chosen_container(format: str) -> str:
+    """libsndfile's container for a --format choice."""
+    if format.lower() not in FORMAT_CHOICES:
+        raise A2SBError(f"unknown output format '{format}' (choose from {', '.join(FORMAT_CHOICES)})")
+    return FORMAT_CHOICES[format.lower()]
+
+
+def is_lossy(info) -> bool:
+    """Whether a file (soundfile info) holds lossy-coded audio (MP3, Vorbis, Opus)."""
+    return info.format in LOSSY_FORMATS or info.subtype in ("VORBIS", "OPUS", "MPEG_LAYER_III")
 
 
 def output_rate(input_rate: int, cutoff: float | None) -> int:

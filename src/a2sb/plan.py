@@ -120,7 +120,8 @@ def parse_gaps(value) -> list[tuple[float, float]] | str | None:
         try:
             start, end = (float(v) for v in pair)
         except (TypeError, ValueError):
-            raise A2SBError(f"gap {pair} must be a pair of times in seconds") from None
+            shown = " ".join(map(str, pair)) if isinstance(pair, (list, tuple)) else str(pair)
+            raise A2SBError(f"each gap must be two times (start, end) in seconds, got '{shown}'") from None
         gaps.append(_checked_gap(start, end))
     return gaps
 
@@ -201,5 +202,5 @@ def gap_warnings(gaps: list[tuple[float, float]]) -> list[str]:
     if not long:
         return []
     return [f"{len(long)} gap{'s' if len(long) > 1 else ''} longer than {LONG_GAP_SECONDS:g} s "
-            f"({format_gaps(long)}): the model fills gaps up to about {LONG_GAP_SECONDS:g} s well; longer "
-            "fills are filled all the same and may sound wrong"]
+            f"({format_gaps(long)}): the model fills gaps up to about {LONG_GAP_SECONDS:g} s well; they are "
+            "filled all the same and may sound wrong"]

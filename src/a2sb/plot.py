@@ -19,8 +19,9 @@ TOP_HZ = 22050.0
 
 def spectrogram_db(path: str | os.PathLike, columns: int = MAX_COLUMNS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times s, frequencies Hz, level dB (freqs, times)) of a file: log-magnitude of Hann-windowed frames at
-    up to `columns` evenly spaced positions, power averaged over channels."""
-    import soundfile as sf
+    up to `columns` evenly spaced positions, power averaged over channels. The file is read once, in
+    order (no seeking: MP3 decoders complain about seeks), keeping only a frame's worth of samples."""
+    from .output import file_chunks
 
     info = audio_info(path)
     rate, frames = info.sample_rate, info.frames
@@ -28,15 +29,24 @@ def spectrogram_db(path: str | os.PathLike, columns: int = MAX_COLUMNS) -> tuple
     centres = np.linspace(0, max(frames - 1, 0), n).astype(int)
     window = np.hanning(N_FFT).astype(np.float32)
     levels = np.empty((N_FFT // 2 + 1, n), np.float32)
-    with sf.SoundFile(str(path)) as f:
-        for i, centre in enumerate(centres):
-            start = centre - N_FFT // 2
-            f.seek(max(start, 0))
-            data = f.read(frames=N_FFT + min(start, 0), dtype="float32", always_2d=True).T
-            frame = np.zeros((data.shape[0], N_FFT), np.float32)
-            frame[:, -min(start, 0):-min(start, 0) + data.shape[1]] = np.nan_to_num(data)
-            power = (np.abs(np.fft.rfft(frame * window, axis=-1)) ** 2).mean(axis=0)
-            levels[:, i] = 10 * np.log10(power + 1e-12)
+    half = N_FFT // 2
+    buffer = np.zeros((info.channels, half), np.float32)  # zeros before the start
+    base = -half  # sample index of buffer[:, 0]
+    i = 0
+    chunks = file_chunks(path, 1 << 16)
+    while i < n:
+        while base + buffer.shape[1] < centres[i] + half:  # read until frame i is covered
+            chunk = next(chunks, None)
+            if chunk is None:  # zeros after the end
+                chunk = np.zeros((info.channels, N_FFT), np.float32)
+            buffer = np.concatenate([buffer, np.nan_to_num(chunk)], axis=1)
+        start = centres[i] - half - base
+        power = (np.abs(np.fft.rfft(buffer[:, start:start + N_FFT] * window, axis=-1)) ** 2).mean(axis=0)
+        levels[:, i] = 10 * np.log10(power + 1e-12)
+        i += 1
+        if i < n:  # forget what the next frames do not need
+            drop = max(0, centres[i] - half - base)
+            buffer, base = buffer[:, drop:], base + drop
     return centres / rate, np.fft.rfftfreq(N_FFT, 1 / rate), levels
 
 

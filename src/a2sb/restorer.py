@@ -34,17 +34,19 @@ import soundfile as sf
 import torch
 
 from .analysis import check_input, plan_array, plan_file
-from .audio import SAMPLE_RATE, ArrayWave, FileWave, check_writable, resample, temporary_beside
+from .audio import CONTAINERS, SAMPLE_RATE, ArrayWave, FileWave, check_writable, resample, temporary_beside
 from .errors import A2SBError
 from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level
 from .masks import PictureMask
 from .model import BAND_LEVELS
 from .output import (
-    LOSSY_FORMATS,
+    EXTENSIONS,
     OutputFormat,
+    chosen_container,
     db,
     file_chunks,
     finish,
+    is_lossy,
     mid_side,
     output_format,
     output_rate,
@@ -130,7 +132,8 @@ class Restorer:
 
     Expert settings (default: the model's config.json): `steps` (time grid points, overrides `quality`),
     `sampler` ("sde"/"ode"), `window`/`hop` (MultiDiffusion, frames), `batch_size` (windows per network
-    call, or "auto"), `stereo` ("shared" noise for both channels, "independent" (published), "midside"),
+    call, or "auto": as many as fit in memory; how batches are composed changes the last bits), `stereo`
+    ("shared" noise for both channels, "independent" (published), "midside"),
     `band_level` ("off"/"match"/"cap": the level of a regenerated band against band replication's,
     `a2sb.levels`), `level_match` (gap fills at the level of the music around them), `fast_inpainting`
     (gaps only: run only the windows near gaps; the same result), `downmix` (more than two channels
@@ -140,7 +143,7 @@ class Restorer:
 
     def __init__(self, model="default", device=None, quality: str = "default", seed: int = 0, *,
                  steps: int | None = None, sampler: str | None = None, window: int | None = None,
-                 hop: int | None = None, batch_size="auto", stereo: str = "shared", band_level: str | None = None,
+                 hop: int | None = None, batch_size=16, stereo: str = "shared", band_level: str | None = None,
                  level_match: bool = True, fast_inpainting: bool = True, downmix: bool = False,
                  peak_safety: bool = True, t_cutoffs=None, config=None,
                  on_warning: Callable[[str], None] | None = None):
@@ -226,13 +229,10 @@ class Restorer:
         """NAME.restored.EXT beside the input (or in `out_dir`): EXT the input's, or the format's (lossy
         inputs: .flac)."""
         path = Path(input)
-        info = sf.info(str(path)) if format is None else None
         if format is not None:
-            ext = output_format(None, SAMPLE_RATE, format).extension
-        elif info.format in LOSSY_FORMATS or path.suffix.lower() in (".ogg", ".oga", ".opus", ".mp3"):
-            ext = ".flac"
+            ext = EXTENSIONS[chosen_container(format)]
         else:
-            ext = path.suffix
+            ext = ".flac" if is_lossy(sf.info(str(path))) else path.suffix
         return (Path(out_dir) if out_dir is not None else path.parent) / f"{path.stem}.restored{ext}"
 
     def check_output(self, input, output, overwrite: bool = False, format: str | None = None) -> None:
@@ -241,7 +241,7 @@ class Restorer:
         info = sf.info(str(input))
         if format is None:
             output_format(info, SAMPLE_RATE, None, output)  # a name whose ending we cannot write
-        elif output.suffix.lower() != output_format(info, SAMPLE_RATE, format).extension:
+        elif CONTAINERS.get(output.suffix.lower()) != chosen_container(format):
             raise A2SBError(f"format {format} does not match the output name {output}")
         if _same_file(input, output):
             raise A2SBError(f"output {output} is the input file; choose another name")

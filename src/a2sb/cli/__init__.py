@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import __version__
 from ..errors import A2SBError, print_error
 from . import app, bench, checkpoints, restore, training
 
@@ -18,6 +19,7 @@ COMMANDS = (restore, checkpoints, bench, training, app)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="a2sb", description="Restore music with Audio-to-Audio Schrodinger Bridges.")
+    parser.add_argument("--version", action="version", version=f"a2sb {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)

@@ -35,13 +35,15 @@ def add_parser(sub) -> None:
                            "'auto' detects them, 'off' fills none")
     what.add_argument("--dry-run", action="store_true", help="only print what would be restored")
     out = p.add_argument_group("output")
-    out.add_argument("-o", "--output", metavar="FILE", help="output file (one input only); default: NAME.restored.EXT "
-                                                            "beside the input")
-    out.add_argument("--out-dir", metavar="FOLDER", help="folder for the outputs (created if missing)")
+    where = out.add_mutually_exclusive_group()
+    where.add_argument("-o", "--output", metavar="FILE",
+                       help="output file (one input only); default: NAME.restored.EXT beside the input")
+    where.add_argument("--out-dir", metavar="FOLDER", help="folder for the outputs (created if missing)")
     out.add_argument("--format", choices=("flac", "wav", "aiff"), default=None,
                      help="output format; default: the input's (lossy inputs: flac)")
-    out.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    out.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
+    existing = out.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument("--skip-existing", action="store_true", help="skip inputs whose output exists")
     out.add_argument("--plot", action="store_true", help="also write a PNG of the spectrograms before and after")
     many = p.add_argument_group("folders")
     many.add_argument("--recursive", action="store_true",
@@ -116,6 +118,7 @@ def find_inputs(items: list[str], recursive: bool) -> list[tuple[Path, Path]]:
 
 def _restore_command(args) -> int:
     global _bar
+    from ..analysis import check_input
     from ..restorer import Restorer
 
     found = find_inputs(args.inputs, args.recursive)
@@ -127,14 +130,13 @@ def _restore_command(args) -> int:
             return 0
     if args.output and len(found) > 1:
         raise A2SBError(f"-o/--output takes one input, got {len(found)}; use --out-dir")
-    if args.overwrite and args.skip_existing:
-        raise A2SBError("give --overwrite or --skip-existing, not both")
     restorer = Restorer(args.model, device=args.device, quality=args.quality, seed=args.seed, downmix=True,
                         on_warning=_warning)
     single = len(found) == 1
     jobs, failed, skipped = [], [], 0
     for path, root in found:  # everything that can be checked is checked before any work
         try:
+            check_input(str(path), downmix=True)
             output = _output_for(restorer, path, root, args)
             if args.skip_existing and output.exists():
                 skipped += 1
@@ -183,14 +185,12 @@ def _output_for(restorer, path: Path, root: Path, args) -> Path:
 
 
 def _check(restorer, path: Path, output: Path, args) -> None:
-    from ..analysis import check_input
-
-    check_input(str(path), downmix=True)
     folder = output.parent if str(output.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise A2SBError(f"cannot create output folder {folder}: {err.strerror or err}") from None
+    if args.out_dir:  # created if missing (not for -o: a typo there must not make folders)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise A2SBError(f"cannot create output folder {folder}: {err.strerror or err}") from None
     try:
         restorer.check_output(path, output, args.overwrite, args.format)
     except A2SBError as err:

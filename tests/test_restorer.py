@@ -1,4 +1,4 @@
-"""restore_audio / restore: what is kept, what is generated, lengths, rates, channels, bad input."""
+"""Restorer / restore: what is kept, what is generated, lengths, rates, channels, bad input."""
 
 import numpy as np
 import pytest
@@ -6,16 +6,15 @@ import soundfile as sf
 import torch
 from scipy.signal import butter, sosfiltfilt
 
-from a2sb import levels, pipeline
+from a2sb import analysis, detect, levels, output
 from a2sb.errors import A2SBError
 from a2sb.model import A2SBModel
 from a2sb.model import load_model as a2sb_load
 from a2sb.model import save_model as a2sb_save
 from a2sb.network import preset
-from a2sb.pipeline import A2SBWarning, restore, restore_audio
 from a2sb.representation import from_representation, stft, to_representation
-from a2sb.sampler import PositionalNoise, sample, time_grid
-from a2sb.streaming import count_windows
+from a2sb.restorer import A2SBWarning, Restorer, auto_batch_size, restore
+from a2sb.sampler import PositionalNoise, count_windows, sample, time_grid
 
 SR = 44100
 FAST = dict(steps=3, window=32, hop=16, batch_size=8)  # tiny windows keep the network cheap
@@ -23,7 +22,7 @@ FAST = dict(steps=3, window=32, hop=16, batch_size=8)  # tiny windows keep the n
 
 class ToyModel(A2SBModel):
     """The tiny architecture with a cheap deterministic stand-in for the network: these tests are about
-    the pipeline around the network. Counts the windows it is asked for."""
+    the restoration around the network. Counts the windows it is asked for."""
 
     def __init__(self):
         super().__init__(preset("tiny"), t_cutoffs=[0.5])
@@ -38,6 +37,14 @@ class ToyModel(A2SBModel):
 @pytest.fixture
 def toy():
     return ToyModel().eval()
+
+
+def restore_audio(x, rate, *, cutoff=None, gaps=None, model, seed=0, **settings):
+    """Restorer.restore_audio on (channels, samples) arrays, without the peak-safe gain (these tests are
+    about the restoration; the gain has its own)."""
+    restorer = Restorer(model=model, seed=seed, peak_safety=False, **settings)
+    y, rate = restorer.restore_audio(np.asarray(x).T, rate, cutoff=cutoff, gaps=gaps)
+    return (y[None] if y.ndim == 1 else y.T), rate
 
 
 def music(seconds=1.0, channels=2, rate=SR, seed=0):
@@ -73,7 +80,7 @@ def test_bwe_keeps_the_band_below_the_cutoff(toy):
 
 
 def test_restore_audio_is_the_reference_sampler_on_the_whole_picture(toy):
-    """The streaming pipeline == full-array picture, noise fill, sampler.sample and inverse STFT."""
+    """The streaming restoration == full-array picture, noise fill, sampler.sample and inverse STFT."""
     x = lowpass(music(0.6, channels=1), 6000)
     y, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=3, **FAST)
     length = x.shape[1]
@@ -102,7 +109,7 @@ def test_inpainting_copies_the_input_outside_the_gaps(toy):
     # the splice itself, without the level correction (which makes the toy's fill as bright as the music)
     y, rate = restore_audio(damaged, SR, gaps=gaps, model=toy, level_match=False, **FAST)
     assert rate == SR and y.shape == x.shape
-    fade = int(round(pipeline.FADE_SECONDS * SR))
+    fade = int(round(output.FADE_SECONDS * SR))
     outside = np.ones(x.shape[1], bool)
     for start, end in gaps:
         s, e = gap_edges(start, end)
@@ -155,7 +162,7 @@ def test_level_match_gives_the_fill_the_spectral_level_of_the_context(toy):
     for lo, hi in ((100, 1000), (1000, 5000)):  # and brings the music's bands to the context's level
         assert abs(band_level_db(fixed, lo, hi, s, e) - band_level_db(x, lo, hi, s, e)) < 4
     outside = np.ones(x.shape[1], bool)
-    fade = int(round(pipeline.FADE_SECONDS * SR))
+    fade = int(round(output.FADE_SECONDS * SR))
     outside[s - fade:e + fade] = False
     assert np.array_equal(fixed[:, outside], damaged[:, outside])  # the input is kept outside the gap
 
@@ -249,7 +256,7 @@ def test_fast_inpainting_runs_only_the_windows_near_gaps(toy):
     all_windows = count_windows(frames, 32, 16) * 2  # 2 evaluations
     assert 0 < toy.windows <= 3 * 2 and 10 * toy.windows <= all_windows  # 3 windows touch the gap
     s, e = gap_edges(3.0, 3.1)
-    fade = int(round(pipeline.FADE_SECONDS * SR))
+    fade = int(round(output.FADE_SECONDS * SR))
     assert np.array_equal(y[:, :s - fade], x[:, :s - fade]) and np.array_equal(y[:, e + fade:], x[:, e + fade:])
     assert not np.array_equal(y[:, s:e], x[:, s:e])
     full, _ = restore_audio(x, SR, gaps=[(3.0, 3.1)], model=toy, fast_inpainting=False, **FAST)
@@ -261,7 +268,8 @@ def test_gap_longer_than_a_window_is_fully_restored(toy):
     damaged = x.copy()
     s, e = gap_edges(0.8, 2.0)  # 1.2 s: more than three 32-frame windows
     damaged[:, s:e] = 0
-    y, _ = restore_audio(damaged, SR, gaps=[(0.8, 2.0)], model=toy, **FAST)
+    with pytest.warns(A2SBWarning, match="longer than 1 s"):
+        y, _ = restore_audio(damaged, SR, gaps=[(0.8, 2.0)], model=toy, **FAST)
     pieces = y[:, s:e][:, : (e - s) // 441 * 441].reshape(-1, 441)
     assert (np.sqrt((pieces**2).mean(axis=-1)) > 1e-3).all()
 
@@ -275,10 +283,18 @@ def test_bwe_and_gaps_together(toy):
     assert np.sqrt((y[:, s:e] ** 2).mean()) > 1e-3
 
 
-def test_mono_in_mono_out_and_1d_input(toy):
+def test_arrays_shaped_like_soundfiles(toy, tmp_path):
+    """Restorer.restore_audio takes and gives (samples,) or (samples, channels), as soundfile does."""
     x = lowpass(music(0.5, channels=1), 8000)
-    y, _ = restore_audio(x[0], SR, cutoff=8000, model=toy, **FAST)
-    assert y.shape == (1, x.shape[1])
+    restorer = Restorer(model=toy, **FAST)
+    y, rate = restorer.restore_audio(x[0], SR, cutoff=8000, gaps=None)
+    assert y.shape == (x.shape[1],) and rate == SR
+    stereo = lowpass(music(0.5), 8000).T
+    y, rate = restorer.restore_audio(stereo, SR, cutoff=8000, gaps=None)
+    assert y.shape == stereo.shape
+    sf.write(tmp_path / "out.wav", y, rate)  # as is
+    with pytest.raises(A2SBError, match="3 channels"):
+        restorer.restore_audio(np.zeros((1000, 3), np.float32), SR, cutoff=None, gaps=None)
 
 
 def test_short_audio_keeps_its_length(toy):
@@ -287,21 +303,24 @@ def test_short_audio_keeps_its_length(toy):
     assert y.shape == x.shape
 
 
-def test_other_rates_and_keep_rate(toy):
+def test_other_rates(toy):
+    """The output has the input's rate (44.1 kHz only when a band above the input's Nyquist is made)."""
     x48 = music(1.0, rate=48000)
     gap = [(0.4, 0.5)]
-    y, rate = restore_audio(x48, 48000, gaps=gap, model=toy, keep_rate=True, **FAST)
+    y, rate = restore_audio(x48, 48000, gaps=gap, model=toy, **FAST)
     assert rate == 48000 and y.shape == x48.shape
     s, e = int(0.4 * 48000), int(0.5 * 48000)
-    fade = int(round(pipeline.FADE_SECONDS * 48000))
+    fade = int(round(output.FADE_SECONDS * 48000))
     assert np.array_equal(y[:, :s - fade - 1], x48[:, :s - fade - 1])  # copied at the input's own rate
     assert np.array_equal(y[:, e + fade + 1:], x48[:, e + fade + 1:])
-    y, rate = restore_audio(x48, 48000, gaps=gap, model=toy, **FAST)
-    assert rate == SR and y.shape == (2, round(48000 * SR / 48000 * x48.shape[1] / 48000))
+    y, rate = restore_audio(lowpass(x48, 8000, rate=48000), 48000, cutoff=8000, model=toy, **FAST)
+    assert rate == 48000 and y.shape == x48.shape
     x16 = lowpass(music(0.5, rate=16000), 7000, rate=16000)
-    with pytest.warns(A2SBWarning, match="below 44.1 kHz"):
-        y, rate = restore_audio(x16, 16000, cutoff=7000, model=toy, keep_rate=True, **FAST)
+    with pytest.warns(A2SBWarning, match="written at 44.1 kHz"):
+        y, rate = restore_audio(x16, 16000, cutoff=7000, model=toy, **FAST)
     assert rate == SR and y.shape == (2, round(x16.shape[1] * SR / 16000))
+    y, rate = restore_audio(x16, 16000, gaps=[(0.2, 0.25)], model=toy, **FAST)
+    assert rate == 16000 and y.shape == x16.shape
 
 
 def test_same_seed_same_output_other_seed_other_output(toy):
@@ -344,37 +363,37 @@ def test_the_models_default_sampler_is_used_and_saved(toy, tmp_path):
 
 def test_nothing_to_restore_returns_the_input(toy):
     x = music(0.3)
-    with pytest.warns(A2SBWarning, match="nothing to restore"):
-        y, rate = restore_audio(x, SR, model=toy)
+    assert "nothing to restore" in analysis.plan_array(x, SR, None, None).findings
+    y, rate = restore_audio(x, SR, model=toy)
     assert np.array_equal(y, x) and toy.windows == 0
 
 
 def test_auto_detection_is_used(toy, monkeypatch):
     class Stub:
         @staticmethod
-        def detect_cutoff(audio, rate):
-            return None
+        def estimate_cutoff(audio, rate):
+            return detect.CutoffEstimate(None)
 
         @staticmethod
         def detect_gaps(audio, rate, min_gap=0.02):
             return [(0.3, 0.4)]
 
-    monkeypatch.setattr(pipeline, "_detector", lambda: Stub)
+    monkeypatch.setattr(analysis, "detect", Stub)
     x = music(1.0)
     y, _ = restore_audio(x, SR, cutoff="auto", gaps="auto", model=toy, **FAST)
     changed = np.flatnonzero((y != x).any(axis=0))
     s, e = gap_edges(0.3, 0.4)
-    fade = int(round(pipeline.FADE_SECONDS * SR))
+    fade = int(round(output.FADE_SECONDS * SR))
     assert changed.min() >= s - fade and changed.max() < e + fade
 
 
 def test_long_audio_is_analysed_in_chunks(monkeypatch):
     """Beyond WHOLE_DETECT_SECONDS, gaps come from overlapping chunks (a gap across a chunk border is
     found once) and the cutoff from a summary of excerpts."""
-    monkeypatch.setattr(pipeline, "WHOLE_DETECT_SECONDS", 1.0)
-    monkeypatch.setattr(pipeline, "DETECT_CHUNK_SECONDS", 3.0)
-    monkeypatch.setattr(pipeline, "DETECT_OVERLAP_SECONDS", 2.0)
-    monkeypatch.setattr(pipeline, "CUTOFF_SUMMARY_SECONDS", 4.0)
+    monkeypatch.setattr(analysis, "WHOLE_DETECT_SECONDS", 1.0)
+    monkeypatch.setattr(analysis, "DETECT_CHUNK_SECONDS", 3.0)
+    monkeypatch.setattr(analysis, "DETECT_OVERLAP_SECONDS", 2.0)
+    monkeypatch.setattr(analysis, "CUTOFF_SUMMARY_SECONDS", 4.0)
     x = lowpass(music(8.0, channels=2), 5000)
     s, e = gap_edges(5.9, 6.1)  # across the border at 6 s
     x[:, s:e] = 0
@@ -382,9 +401,9 @@ def test_long_audio_is_analysed_in_chunks(monkeypatch):
 
     class Spy:
         @staticmethod
-        def detect_cutoff(audio, rate):
+        def estimate_cutoff(audio, rate):
             seen.append(audio.shape[1])
-            return 5000.0
+            return detect.CutoffEstimate(5000.0)
 
         @staticmethod
         def detect_gaps(audio, rate, min_gap=0.02):
@@ -394,8 +413,8 @@ def test_long_audio_is_analysed_in_chunks(monkeypatch):
                 start = (silent[0] / rate, (silent[-1] + 1) / rate)
             return [start] if start else []
 
-    monkeypatch.setattr(pipeline, "_detector", lambda: Spy)
-    result = pipeline.analyse(pipeline._chunks_of_array(x, int(3.0 * SR)), 2, SR, x.shape[1],
+    monkeypatch.setattr(analysis, "detect", Spy)
+    result = analysis.analyse(analysis.chunks_of_array(x, int(3.0 * SR)), 2, SR, x.shape[1],
                               want_cutoff=True, want_gaps=True)
     assert len(result.gaps) == 1 and abs(result.gaps[0][0] - 5.9) < 1e-3 and abs(result.gaps[0][1] - 6.1) < 1e-3
     assert result.cutoff == 5000.0 and seen[0] < x.shape[1]
@@ -404,7 +423,6 @@ def test_long_audio_is_analysed_in_chunks(monkeypatch):
 @pytest.mark.parametrize("audio,options,message", [
     (np.full((2, 1000), np.nan, np.float32), {}, "no finite samples"),
     (np.zeros((2, 0), np.float32), {}, "empty"),
-    (np.zeros((3, 1000), np.float32), {}, "3 channels"),
     (np.zeros((1, 4410), np.float32), {"cutoff": 30000}, "Nyquist"),
     (np.zeros((1, 4410), np.float32), {"gaps": [(0.05, 0.2)]}, "outside"),
     (np.zeros((1, 44100), np.float32), {"gaps": "0.1-0.3,0.2-0.4"}, "overlap"),
@@ -439,36 +457,36 @@ def test_restore_file_without_output_returns_the_array(toy, tmp_path):
     x = lowpass(music(0.5), 6000)
     path = tmp_path / "in.wav"
     sf.write(path, x.T, SR, subtype="FLOAT")
-    y, rate = restore(path, cutoff=6000, gaps=None, model=toy, **FAST)
+    y, rate = restore(path, cutoff=6000, gaps=None, model=toy, peak_safety=False, **FAST)
     z, _ = restore_audio(x, SR, cutoff=6000, model=toy, **FAST)
-    assert rate == SR and np.array_equal(y, z)
+    assert rate == SR and np.array_equal(y.T, z)
 
 
 def test_restore_file_streams_to_the_same_result(toy, tmp_path):
     x = lowpass(music(1.0), 6000)
     path = tmp_path / "in.wav"
     sf.write(path, x.T, SR, subtype="FLOAT")
-    out = restore(path, tmp_path / "out.wav", cutoff=6000, gaps="off", model=toy, **FAST)
-    y, rate = sf.read(out, dtype="float32", always_2d=True)
+    report = restore(path, tmp_path / "out.wav", cutoff=6000, gaps="off", model=toy, peak_safety=False, **FAST)
+    y, rate = sf.read(report.output, dtype="float32", always_2d=True)
     z, _ = restore_audio(x, SR, cutoff=6000, model=toy, **FAST)
     assert rate == SR and np.abs(y.T - z).max() <= 1e-6
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]  # no temporary left over
 
 
-@pytest.mark.parametrize("options", [dict(cutoff=6000, gaps=None), dict(cutoff=None, gaps="0.3-0.4", keep_rate=True)])
+@pytest.mark.parametrize("options", [dict(cutoff=6000, gaps=None), dict(cutoff=None, gaps="0.3-0.4")])
 def test_restore_file_at_48k_matches_the_array_api(toy, tmp_path, options):
     """Files are resampled while streaming; the result equals resampling the whole array first."""
     x = lowpass(music(1.0, rate=48000), 6000, rate=48000)
     path = tmp_path / "in48.wav"
     sf.write(path, x.T, 48000, subtype="FLOAT")
-    out = restore(path, tmp_path / "out.wav", model=toy, **options, **FAST)
-    y, rate = sf.read(out, dtype="float32", always_2d=True)
+    report = restore(path, tmp_path / "out.wav", model=toy, peak_safety=False, **options, **FAST)
+    y, rate = sf.read(report.output, dtype="float32", always_2d=True)
     z, rate_z = restore_audio(x, 48000, model=toy, **options, **FAST)
     assert rate == rate_z and y.T.shape == z.shape and np.abs(y.T - z).max() <= 1e-5
 
 
 def test_auto_batch_size_is_positive(toy):
-    assert 1 <= pipeline.auto_batch_size(toy, 256, torch.device("cpu")) <= 4
+    assert 1 <= auto_batch_size(toy, 256, torch.device("cpu")) <= 4
 
 
 def test_gaps_across_the_write_chunk_boundaries(toy, monkeypatch):
@@ -479,10 +497,10 @@ def test_gaps_across_the_write_chunk_boundaries(toy, monkeypatch):
     gaps = [((edge - 3000) / SR, (edge + 6000) / SR), ((2 * edge - 200) / SR, (2 * edge + 100) / SR),
             ((2 * edge + 5000) / SR, (2 * edge + 9000) / SR)]
     y, _ = restore_audio(x, SR, gaps=gaps, model=toy, **FAST)
-    monkeypatch.setattr(pipeline, "WRITE_CHUNK", 1 << 22)
+    monkeypatch.setattr(output, "WRITE_CHUNK", 1 << 22)
     whole, _ = restore_audio(x, SR, gaps=gaps, model=toy, **FAST)
     assert np.array_equal(y, whole)
-    fade = int(round(pipeline.FADE_SECONDS * SR))
+    fade = int(round(output.FADE_SECONDS * SR))
     outside = np.ones(x.shape[1], bool)
     for start, end in gaps:
         s, e = gap_edges(start, end)
