@@ -217,3 +217,49 @@ def test_app_option_errors(args, message, capsys):
     assert main(["app", *args]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+# --------------------------------------------------------------------------------------------- jobs
+
+def test_models_menu_and_one_load_per_model(tmp_path):
+    folder = str(ROOT / "src" / "a2sb" / "models" / "default")  # a model folder given with --model
+    core = AppCore(tmp_path, {"bundled": "default", folder: folder}, device="cpu")
+    fast = core.restorer(folder, "fast", 0)
+    assert fast.source == folder and fast.quality == "fast"
+    loaded = fast.model
+    best = core.restorer(folder, "best", 3)
+    assert best.model is loaded and best.seed == 3  # the folder's model loaded once
+    assert core.restorer(folder, "fast", 0) is fast
+    assert core.restorer("bundled", "fast", 0).model is not loaded
+    with pytest.raises(A2SBError, match="unknown model 'x'"):
+        core.restorer("x", "fast", 0)
+    with pytest.raises(A2SBError, match="quality must be one of fast, default, best"):
+        core.restorer("bundled", "slow", 0)
+
+
+def test_one_job_at_a_time(core, tmp_path):
+    """Two pages pressing Restore together: the second job starts when the first has finished."""
+    uploads = core.analyse([_tone(tmp_path / "a.wav", seconds=2.0), _tone(tmp_path / "b.wav", seconds=2.0)])
+    times: dict[str, list[float]] = {"a": [], "b": []}
+    results, errors = {}, []
+
+    def job(name, upload):
+        import time
+
+        try:
+            results[name] = core.restore(upload, cutoff_on=True, cutoff_hz=8000, gaps="", quality="fast",
+                                         model="bundled", progress=lambda d, t: times[name].append(time.monotonic()))
+        except Exception as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=job, args=(n, u)) for n, u in zip("ab", uploads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert times["a"] and times["b"]
+    first, second = sorted(times.values(), key=min)
+    assert max(first) < min(second)  # no progress of one job between two of the other's
+    assert {r.output.name for r in results.values()} == {"a.restored.wav", "b.restored.wav"}
+    assert results["a"].output.parent != results["b"].output.parent

@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
                        description="Start a local web app to restore files in the browser, with before/after "
                                    "spectrograms and players. Needs the app extra: pip install \"a2sb[app]\".")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this computer only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860; 0: any free port)")
     p.add_argument("--model", action="append", default=[], metavar="PATH",
                    help="a model folder to offer besides the bundled model; repeat for more")
     p.add_argument("--device", choices=("cpu", "cuda", "mps", "auto"), default="auto")
@@ -34,5 +34,16 @@ def _app_command(args) -> int:
         raise A2SBError(f"--port must be 0-65535, got {args.port}")
     from ..app.ui import serve
 
-    return serve(host=args.host, port=args.port or None, models=args.model, device=args.device,
+    return serve(host=args.host, port=args.port or _free_port(args.host), models=args.model, device=args.device,
                  max_mb=args.max_size_mb)
+
+
+def _free_port(host: str) -> int:
+    import socket
+
+    try:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    except OSError as err:
+        raise A2SBError(f"cannot listen on {host}: {err.strerror or err}") from None
