@@ -113,6 +113,8 @@ def test_restore_refuses_bad_edits_in_one_line(core, tmp_path):
         core.restore(upload, cutoff_on=True, cutoff_hz=30000, gaps="", **common)
     with pytest.raises(A2SBError, match="positive frequency"):
         core.restore(upload, cutoff_on=True, cutoff_hz=-5, gaps="", **common)
+    with pytest.raises(A2SBError, match="cutoff must be a frequency in Hz, got ''"):
+        core.restore(upload, cutoff_on=True, cutoff_hz=None, gaps="", **common)  # the box left empty
     with pytest.raises(A2SBError, match="unknown model"):
         core.restore(upload, cutoff_on=True, cutoff_hz=8000, gaps="", quality="fast", model="other")
     assert not list(core.work.rglob("*.wav")) and not list(core.work.rglob("*.flac"))

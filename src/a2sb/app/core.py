@@ -6,7 +6,6 @@ Nothing here imports Gradio, so it is tested without it; `a2sb.app.ui` puts a pa
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import A2SBError
-from ..plan import Plan, format_time, parse_gaps
+from ..plan import Plan, format_time, parse_cutoff, parse_gaps
 from ..restorer import Cancelled, Restorer
 
 QUALITIES = ("fast", "default", "best")
@@ -229,14 +228,9 @@ class AppCore:
         of the gap box."""
         if upload.plan is None:
             raise A2SBError(upload.error or f"{upload.name} was not analysed")
-        cutoff = None
-        if cutoff_on:
-            try:
-                cutoff = float(cutoff_hz)
-            except (TypeError, ValueError):
-                raise A2SBError(f"cutoff must be a frequency in Hz, got '{cutoff_hz}'") from None
-            if not math.isfinite(cutoff) or cutoff <= 0:
-                raise A2SBError(f"cutoff must be a positive frequency in Hz, got {cutoff_hz}")
+        cutoff = parse_cutoff(cutoff_hz) if cutoff_on else None
+        if cutoff_on and not isinstance(cutoff, float):
+            raise A2SBError(f"cutoff must be a frequency in Hz, got '{cutoff_hz or ''}'")
         gaps = parse_gap_list(gaps) if isinstance(gaps, str) or gaps is None else [tuple(map(float, g)) for g in gaps]
         plan = upload.plan
         if cutoff != plan.cutoff_hz or gaps != list(plan.gaps):
