@@ -19,12 +19,15 @@ def add_parser(sub) -> None:
 
 
 def _app_command(args) -> int:
+    import importlib.util
     from pathlib import Path
 
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise A2SBError(INSTALL_HINT) from None
+    try:  # found, not imported: the app sets Gradio's cache folder before Gradio is imported
+        found = importlib.util.find_spec("gradio") is not None
+    except (ImportError, ValueError):  # ValueError: sys.modules["gradio"] is None
+        found = False
+    if not found:
+        raise A2SBError(INSTALL_HINT)
     for folder in args.model:
         if not Path(folder).is_dir():
             raise A2SBError(f"--model {folder}: no such model folder")
