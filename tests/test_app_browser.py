@@ -191,6 +191,7 @@ def test_restore_in_browser_equals_cli(app_url, browser, artifacts, tmp_path):
         (By.XPATH, "//*[@id='file-choice']//li[contains(., 'example_gaps.flac')]")))
     option.click()
     wait.until(lambda d: "2 dropouts" in _value(d, "#findings textarea"))
+    wait.until(lambda d: not d.find_elements(By.CSS_SELECTOR, "#spec-after img"))  # the other file's results go
     assert _value(browser, "#gaps input, #gaps textarea") == "0:02.85-0:03.15, 0:06.85-0:07.15"
     assert not browser.find_element(By.CSS_SELECTOR, "#cutoff-on input").is_selected()
     browser.find_element(By.CSS_SELECTOR, "#restore").click()

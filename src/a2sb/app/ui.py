@@ -72,12 +72,15 @@ def build(core: AppCore):
             return (found, gr.update(choices=good, value=good[0] if good else None), message)
 
         def on_choose(found, name):
+            """The chosen file's findings in the boxes; the results of another file cleared."""
+            results = [None] * 7
             upload = next((u for u in found if u.name == name), None)
             if upload is None or upload.plan is None:
-                return "", gr.update(), gr.update(), ""
+                return ["", gr.update(), gr.update(), "", *results]
             plan = upload.plan
-            return (upload.found(), plan.cutoff_hz is not None,
-                    DEFAULT_CUTOFF_HZ if plan.cutoff_hz is None else round(plan.cutoff_hz), format_gap_list(plan.gaps))
+            return [upload.found(), plan.cutoff_hz is not None,
+                    DEFAULT_CUTOFF_HZ if plan.cutoff_hz is None else round(plan.cutoff_hz), format_gap_list(plan.gaps),
+                    *results]
 
         def on_restore(found, name, on, hz, gap_text, quality_name, model_name, seed_value,
                        progress=gr.Progress()):  # noqa: B008 (how Gradio injects its progress bar)
@@ -107,7 +110,8 @@ def build(core: AppCore):
                     str(result.output)]
 
         files.upload(on_upload, [files], [uploads, choice, status])
-        choice.change(on_choose, [uploads, choice], [findings, cutoff_on, cutoff_hz, gaps])
+        results = [before, after, play_in, play_out, play_diff, report, download]
+        choice.change(on_choose, [uploads, choice], [findings, cutoff_on, cutoff_hz, gaps, *results])
         restore.click(on_restore, [uploads, choice, cutoff_on, cutoff_hz, gaps, quality, model, seed],
                       [status, before, after, play_in, play_out, play_diff, report, download],
                       concurrency_limit=1, concurrency_id="restore")
