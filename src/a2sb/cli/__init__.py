@@ -12,9 +12,9 @@ import sys
 
 from .. import __version__
 from ..errors import A2SBError, print_error
-from . import bench, checkpoints, restore, training
+from . import app, bench, checkpoints, restore, training
 
-COMMANDS = (restore, checkpoints, bench, training)
+COMMANDS = (restore, checkpoints, bench, training, app)
 
 
 def build_parser() -> argparse.ArgumentParser:
