@@ -3,7 +3,6 @@ track, cancelling, and `a2sb app` without Gradio."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -192,13 +191,6 @@ def test_difference_is_restored_minus_input_at_the_output_rate(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-
-def test_parser_does_not_import_gradio():
-    code = ("import sys; from a2sb.cli import build_parser; build_parser(); "
-            "print('gradio' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
-
 
 def test_app_without_gradio_says_how_to_install(monkeypatch, capsys):
     from a2sb.cli import main

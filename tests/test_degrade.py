@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from a2sb.cli import main
-from a2sb.degrade import LOWPASS_KINDS, insert_gaps, lowpass, parse_gaps, periodic_gaps
+from a2sb.degrade import LOWPASS_KINDS, insert_gaps, lowpass, periodic_gaps
 from a2sb.errors import A2SBError
 
 SR = 44100
@@ -75,11 +75,13 @@ def test_periodic_gaps_follow_spec_formula():
         periodic_gaps(10, 6, 5)
 
 
-def test_parse_gaps():
-    assert parse_gaps("1.0-1.3, 5-5.5") == [(1.0, 1.3), (5.0, 5.5)]
-    for bad in ("1.3-1.0", "abc", "1.0", ""):
-        with pytest.raises(A2SBError):
-            parse_gaps(bad)
+def test_degrade_cli_refuses_bad_gap_lists(tmp_path, capsys):
+    source = tmp_path / "in.wav"
+    sf.write(source, noise(1.0).T, SR, subtype="FLOAT")
+    for bad in ("1.3-1.0", "abc", "1.0", "", "auto"):
+        assert main(["degrade", str(source), "-o", str(tmp_path / "out.wav"), "--gaps", bad]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "out.wav").exists()
 
 
 def test_degrade_cli_lowpass_and_gaps(tmp_path):

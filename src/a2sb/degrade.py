@@ -2,6 +2,8 @@
 
 Used to build evaluation inputs and by the training data loader. Audio is float (channels, samples) or
 1-D; every function returns a new float32 array of the same shape and never modifies its input.
+scipy.signal is imported by the functions that use it, so that the command line's parser (which names
+LOWPASS_KINDS) stays quick to build. The `a2sb degrade` command is in a2sb.cli.bench.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ import io
 import warnings
 
 import numpy as np
-import scipy.signal as sps
 import soxr
 
 from .errors import A2SBError
@@ -80,6 +81,7 @@ def _brickwall(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
 
 
 def _iir(x: np.ndarray, sample_rate: int, cutoff_hz: float, kind: str, order: int) -> np.ndarray:
+    import scipy.signal as sps
     if kind == "butter":
         sos = sps.butter(order, cutoff_hz, btype="low", fs=sample_rate, output="sos")
     elif kind == "cheby1":
@@ -92,6 +94,7 @@ def _iir(x: np.ndarray, sample_rate: int, cutoff_hz: float, kind: str, order: in
 
 
 def _fir(x: np.ndarray, sample_rate: int, cutoff_hz: float, order: int) -> np.ndarray:
+    import scipy.signal as sps
     taps = 64 * order + 1  # odd length: integer group delay, so 'same' convolution stays aligned
     kernel = sps.firwin(taps, cutoff_hz, window=("kaiser", 8.6), fs=sample_rate)
     return np.stack([sps.oaconvolve(channel, kernel, mode="same") for channel in x])
@@ -158,6 +161,7 @@ def _mp3_like(x: np.ndarray, sample_rate: int, cutoff_hz: float, seed: int = 0) 
     the band; here bands of 4 STFT bins between cutoff/2 and the cutoff are zeroed at random per frame,
     with a probability rising from 0 to 30 % (fixed seed: the same input gives the same output).
     """
+    import scipy.signal as sps
     n = x.shape[-1]
     filtered = _iir(x, sample_rate, cutoff_hz, "ellip", 8)
     if n < 1024:
@@ -176,6 +180,7 @@ def _mp3_like(x: np.ndarray, sample_rate: int, cutoff_hz: float, seed: int = 0) 
 
 def _align(decoded: np.ndarray, original: np.ndarray, n: int) -> np.ndarray:
     """Undo the codec delay: shift by the lag that best correlates the mono mixes (searched up to 4096)."""
+    import scipy.signal as sps
     max_lag = 4096
     ref = original.mean(axis=0)
     dec = decoded.mean(axis=0)
@@ -219,88 +224,3 @@ def periodic_gaps(duration: float, gap: float, period: float) -> list[tuple[floa
         raise A2SBError(f"need 0 < gap <= period, got gap {gap} s, period {period} s")
     count = int(np.floor(duration / period))
     return [(k * period + (period - gap) / 2, k * period + (period + gap) / 2) for k in range(count)]
-
-
-def parse_gaps(text: str) -> list[tuple[float, float]]:
-    """'1.0-1.3,5.0-5.5' -> [(1.0, 1.3), (5.0, 5.5)] (seconds)."""
-    gaps = []
-    for item in text.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        start, sep, end = item.partition("-")
-        try:
-            gap = (float(start), float(end))
-        except ValueError:
-            gap = None
-        if not sep or gap is None or not 0 <= gap[0] < gap[1]:
-            raise A2SBError(f"bad gap {item!r}: write START-END in seconds, e.g. 1.0-1.3")
-        gaps.append(gap)
-    if not gaps:
-        raise A2SBError("no gaps given")
-    return gaps
-
-
-# --------------------------------------------------------------------------------------------------
-# `a2sb degrade` (registered by a2sb.evaluate, which the CLI collects)
-
-
-DEGRADE_HELP = "make a damaged copy of a file (lowpass or gaps) for testing restoration"
-DEGRADE_DESCRIPTION = ("Write a lowpassed or gapped copy of INPUT to OUTPUT (.wav/.flac) and a JSON sidecar "
-                       "OUTPUT.json describing the damage.")
-
-
-def add_degrade_command(subparsers) -> None:
-    parser = subparsers.add_parser("degrade", help=DEGRADE_HELP, description=DEGRADE_DESCRIPTION)
-    parser.add_argument("input", metavar="INPUT")
-    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT")
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--lowpass", type=float, metavar="HZ", help="remove content above HZ")
-    what.add_argument(
-        "--gaps", metavar="GAPS", help="gap length in seconds with --every, or a list like '1.0-1.3,5.0-5.5'"
-    )
-    parser.add_argument("--filter", default="butter", choices=LOWPASS_KINDS, help="lowpass kind (default butter)")
-    parser.add_argument("--order", type=int, default=8, help="filter order for butter/cheby1/ellip/fir (default 8)")
-    parser.add_argument("--every", type=float, metavar="SEC", help="with --gaps LEN: one centred gap per SEC seconds")
-    parser.set_defaults(func=_degrade_command)
-
-
-def _degrade_command(args) -> int:
-    import json
-    import os
-
-    from .audio import read_audio, write_audio
-
-    if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(args.input, args.output):
-        raise A2SBError(f"refusing to overwrite the input file {args.input}; choose another output")
-    audio, rate = read_audio(args.input, sample_rate=None)
-    duration = audio.shape[-1] / rate
-    record = {
-        "source": os.path.abspath(args.input),
-        "output": os.path.abspath(args.output),
-        "sample_rate": rate,
-    }
-    if args.lowpass is not None:
-        if args.every is not None:
-            raise A2SBError("--every goes with --gaps, not --lowpass")
-        degraded = lowpass(audio, rate, args.lowpass, kind=args.filter, order=args.order)
-        record.update(kind="lowpass", filter=args.filter, order=args.order, cutoff_hz=args.lowpass)
-    else:
-        if args.every is not None:
-            try:
-                length = float(args.gaps)
-            except ValueError:
-                raise A2SBError(f"with --every, --gaps is a length in seconds, got {args.gaps!r}") from None
-            gaps = periodic_gaps(duration, length, args.every)
-            if not gaps:
-                raise A2SBError(f"the file ({duration:.2f} s) is shorter than one period of {args.every} s")
-            record.update(gap_length_s=length, period_s=args.every)
-        else:
-            gaps = parse_gaps(args.gaps)
-        degraded = insert_gaps(audio, rate, gaps)
-        record.update(kind="gaps", gaps=[[round(s, 6), round(e, 6)] for s, e in gaps])
-    write_audio(args.output, degraded, rate)
-    with open(args.output + ".json", "w") as f:
-        json.dump(record, f, indent=2)
-    print(f"wrote {args.output} ({record['kind']}) and {args.output}.json")
-    return 0

@@ -1,15 +1,29 @@
 """`a2sb evaluate`, `a2sb degrade` and `a2sb bench quality`.
 
-The work is imported when a command runs (a2sb.evaluate), not while the parser is built.
+The work is imported when a command runs (a2sb.evaluate, a2sb.degrade's filters), not while the parser
+is built.
 """
 
 from __future__ import annotations
 
+from ..degrade import LOWPASS_KINDS
+from ..errors import A2SBError
+
 
 def add_parser(subparsers) -> None:
-    from ..degrade import LOWPASS_KINDS, add_degrade_command  # (it imports scipy: a2sb --help waits for it)
-
-    add_degrade_command(subparsers)
+    parser = subparsers.add_parser("degrade", help="make a damaged copy of a file (lowpass or gaps) for testing "
+                                   "restoration", description="Write a lowpassed or gapped copy of INPUT to "
+                                   "OUTPUT (.wav/.flac) and a JSON sidecar OUTPUT.json describing the damage.")
+    parser.add_argument("input", metavar="INPUT")
+    parser.add_argument("-o", "--output", required=True, metavar="OUTPUT")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--lowpass", type=float, metavar="HZ", help="remove content above HZ")
+    what.add_argument("--gaps", metavar="GAPS",
+                      help="gap length in seconds with --every, or a list like '1.0-1.3,0:05.0-0:05.5'")
+    parser.add_argument("--filter", default="butter", choices=LOWPASS_KINDS, help="lowpass kind (default butter)")
+    parser.add_argument("--order", type=int, default=8, help="filter order for butter/cheby1/ellip/fir (default 8)")
+    parser.add_argument("--every", type=float, metavar="SEC", help="with --gaps LEN: one centred gap per SEC seconds")
+    parser.set_defaults(func=_degrade)
 
     parser = subparsers.add_parser("evaluate", help="score restored audio against references (LSD, SiSpec, ...)",
                                    description="Score RESTORED against REFERENCE: two files, or two folders "
@@ -57,3 +71,44 @@ def _bench_quality(args) -> int:
     from ..evaluate import bench_quality_command
 
     return bench_quality_command(args)
+
+
+def _degrade(args) -> int:
+    import json
+    import os
+
+    from ..audio import read_audio, write_audio
+    from ..degrade import insert_gaps, lowpass, periodic_gaps
+    from ..plan import parse_gaps
+
+    if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(args.input, args.output):
+        raise A2SBError(f"refusing to overwrite the input file {args.input}; choose another output")
+    audio, rate = read_audio(args.input, sample_rate=None)
+    duration = audio.shape[-1] / rate
+    record = {"source": os.path.abspath(args.input), "output": os.path.abspath(args.output), "sample_rate": rate}
+    if args.lowpass is not None:
+        if args.every is not None:
+            raise A2SBError("--every goes with --gaps, not --lowpass")
+        degraded = lowpass(audio, rate, args.lowpass, kind=args.filter, order=args.order)
+        record.update(kind="lowpass", filter=args.filter, order=args.order, cutoff_hz=args.lowpass)
+    else:
+        if args.every is not None:
+            try:
+                length = float(args.gaps)
+            except ValueError:
+                raise A2SBError(f"with --every, --gaps is a length in seconds, got '{args.gaps}'") from None
+            gaps = periodic_gaps(duration, length, args.every)
+            if not gaps:
+                raise A2SBError(f"the file ({duration:.2f} s) is shorter than one period of {args.every} s")
+            record.update(gap_length_s=length, period_s=args.every)
+        else:
+            gaps = parse_gaps(args.gaps)
+            if not isinstance(gaps, list) or not gaps:
+                raise A2SBError(f"--gaps takes START-END times, e.g. 1.0-1.3,5.0-5.5; got '{args.gaps}'")
+        degraded = insert_gaps(audio, rate, gaps)
+        record.update(kind="gaps", gaps=[[round(s, 6), round(e, 6)] for s, e in gaps])
+    write_audio(args.output, degraded, rate)
+    with open(args.output + ".json", "w") as f:
+        json.dump(record, f, indent=2)
+    print(f"wrote {args.output} ({record['kind']}) and {args.output}.json")
+    return 0
