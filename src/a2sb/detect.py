@@ -26,7 +26,7 @@ result (`CutoffEstimate`) also says what kind of limit it found and, for an unsu
 starts ("gentle roll-off from about 9.8 kHz: pass --cutoff"): the descent followed down while the spectrum
 above falls at least `ONSET_SLOPE_DB_OCT`, or the knee when a knee was fitted and lies lower. A brick wall
 between `MP3_LIKE_HZ` is named MP3-like.
-Thresholds were measured on held-out real music lowpassed at 2-16 kHz (benchmarks/detect_grid.py and
+Thresholds were measured on held-out real music lowpassed at 2-16 kHz (experiments/detect_grid.py and
 its section of benchmarks/README.md).
 
 Gaps: only *digital dropouts* are reported, never music's own quiet. A dropout is
@@ -94,7 +94,7 @@ PASSBAND_SPAN_OCT = (1.0, 0.15)
 # Unsure, for a knee that is not a wall, when the fitted roll-off is no steeper than GENTLE_ORDER (6 dB
 # per octave per order: music darkening by itself falls like that), or when it falls less than
 # SHALLOW_FALL_DB in the octave above the knee although it stands SHALLOW_RISE_DB or more above the
-# floor (a gentle slope, not an edge). Chosen on the saved grid spectra of benchmarks/detect_grid.py:
+# floor (a gentle slope, not an edge). Chosen on the saved grid spectra of experiments/detect_grid.py:
 # they removed about half the answers more than 30 % off (low-order Butterworth knees placed far above
 # the -3 dB point), at the cost of Butterworth hits only (see benchmarks/README.md).
 GENTLE_ORDER = 4.0

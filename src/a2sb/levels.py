@@ -70,7 +70,7 @@ def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
 
 def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> torch.Tensor:
     """Per picture row (rows,), the dB by which band replication's level is taken to be too loud above
-    `cutoff_hz`: `table` (a model's sampling.band_level_offsets, fitted by benchmarks/level_predictability.py)
+    `cutoff_hz`: `table` (a model's sampling.band_level_offsets, fitted by experiments/level_predictability.py)
     holds that error per octave [fc·2^k, fc·2^(k+1)) above each of some cutoffs fc, as the level bias
     metric counts octaves (the last value also serves the octaves above it). Between tabulated cutoffs it
     is interpolated linearly in log2 of the cutoff (held beyond). Rows at or below the cutoff get 0."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..audio import audio_info, read_audio, temporary_beside
+from ..audio import AUDIO_EXTENSIONS, audio_info, read_audio, temporary_beside
 from ..errors import A2SBError
 
 log = logging.getLogger(__name__)
@@ -21,11 +21,6 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "validation", "test")
 MANIFEST_HEADER = ["split", "file_path", "duration", "estimated_true_sr"]
 
-# Extensions libsndfile (1.1+, with MP3/Opus) can decode. RAW is left out: it needs a format to be given.
-AUDIO_EXTENSIONS = frozenset(
-    "wav wave flac ogg oga opus mp3 aif aiff aifc au snd caf w64 rf64 avr htk ircam sf mat mpc nist sph "
-    "paf pvf sd2 sds svx 8svx voc wve xi".split()
-)
 
 # Bandwidth estimation of long files looks at a few excerpts instead of decoding everything.
 EXCERPT_SECONDS = 10.0
@@ -71,7 +66,7 @@ def scan_audio(dirs) -> list[tuple[str, str]]:
             seen.add(real)
             subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
             for name in sorted(files):
-                if name.startswith(".") or Path(name).suffix.lower().lstrip(".") not in AUDIO_EXTENSIONS:
+                if name.startswith(".") or Path(name).suffix.lower() not in AUDIO_EXTENSIONS:
                     continue
                 path = os.path.join(here, name)
                 found.append((path, Path(os.path.relpath(path, root)).as_posix()))
