@@ -327,6 +327,20 @@ def test_other_rates(toy):
     assert rate == 16000 and y.shape == x16.shape
 
 
+@pytest.mark.parametrize("rate", [48000, 96000])
+def test_cutoff_is_found_in_audio_above_44k(rate):
+    """A lowpassed recording at 48 or 96 kHz: the cutoff is found as at 44.1 kHz (it used to be "full band":
+    the detector took the empty band above 22.05 kHz of the resampled copy for the music's edge)."""
+    import soxr
+
+    x, sr = sf.read("examples/example_lowpassed.flac", dtype="float32")
+    at44 = analysis.plan_array(x.T, sr, "auto", None).cutoff_hz
+    y = soxr.resample(x, sr, rate).astype(np.float32)
+    plan = analysis.plan_array(y.T, rate, "auto", None)
+    assert 3500 < at44 < 4500 and plan.cutoff_hz == pytest.approx(at44, rel=0.03), (at44, plan.cutoff_hz)
+    assert "the band above it is regenerated" in plan.describe()
+
+
 def test_same_seed_same_output_other_seed_other_output(toy):
     x = lowpass(music(0.5, channels=1), 6000)
     a, _ = restore_audio(x, SR, cutoff=6000, model=toy, seed=1, **FAST)

@@ -12,7 +12,7 @@ import numpy as np
 import soundfile as sf
 
 from . import detect
-from .audio import SAMPLE_RATE, audio_info
+from .audio import SAMPLE_RATE, audio_info, resample
 from .errors import A2SBError
 from .plan import Plan, check_cutoff, check_gaps, damage_findings, gap_warnings, parse_cutoff, parse_gaps
 
@@ -148,6 +148,11 @@ def _merge_intervals(intervals):
 
 
 def _detect_cutoff(audio: np.ndarray, rate: int, result: Analysis) -> None:
+    """The cutoff is looked for in what the model restores: audio above 44.1 kHz is analysed at 44.1 kHz.
+    At its own rate the empty band above 22.05 kHz of a 48 kHz copy of 44.1 kHz music is the edge the
+    detector finds, and it would call a file lowpassed at 4 kHz full band."""
+    if rate > SAMPLE_RATE:
+        audio, rate = resample(audio, rate, SAMPLE_RATE), SAMPLE_RATE
     found = detect.estimate_cutoff(audio, rate)
     result.cutoff, result.cutoff_note = found.cutoff, found.note
 
