@@ -105,6 +105,47 @@ def test_container_follows_the_input_and_lossy_goes_to_flac(tmp_path, capsys, fm
     assert sf.info(tmp_path / "song.restored.wav").format == "WAV"
 
 
+def test_every_readable_lossless_extension_can_be_written_back(tmp_path):
+    """Folders pick up every AUDIO_EXTENSIONS file and the output keeps the input's ending unless it is
+    lossy, so each lossless ending must name a container (.snd and .aifc did not)."""
+    from a2sb.audio import AUDIO_EXTENSIONS, CONTAINERS
+
+    lossy = {".mp3", ".ogg", ".oga", ".opus"}
+    assert AUDIO_EXTENSIONS - lossy <= set(CONTAINERS)
+    for ext, fmt in ((".snd", "AU"), (".aifc", "AIFF")):
+        src = tmp_path / f"song{ext}"
+        sf.write(src, tone(0.3).T, SR, format=fmt, subtype="PCM_16")
+        report = Restorer().restore_file(src, cutoff=None, gaps=None)
+        assert report.output == tmp_path / f"song.restored{ext}" and sf.info(report.output).format == fmt
+        assert np.array_equal(sf.read(src)[0], sf.read(report.output)[0])
+
+
+def test_restore_file_warns_about_what_its_own_analysis_found(tmp_path):
+    x = tone(0.3, level=0.7)
+    x[:, 1000:1010] = 1.0  # clipped
+    src = tmp_path / "clipped.wav"
+    sf.write(src, x.T, SR, subtype="PCM_16")
+    messages = []
+    Restorer(on_warning=messages.append).restore_file(src, cutoff=None, gaps=None)
+    assert len(messages) == 1 and "is clipped" in messages[0]
+
+
+def test_a_failed_write_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """A full disk while writing: an A2SBError naming the input (the CLI's one line), no file left."""
+    from a2sb import restorer
+    from a2sb.errors import A2SBError
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(restorer, "finish", full)
+    src = tmp_path / "in.wav"
+    sf.write(src, tone(0.3).T, SR, subtype="PCM_16")
+    with pytest.raises(A2SBError, match="No space left on device"):
+        Restorer().restore_file(src, tmp_path / "out.wav", cutoff=None, gaps=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav"]
+
+
 def test_a_result_that_would_clip_is_lowered_and_reported(tmp_path, capsys):
     x = tone(0.3, level=0.7)
     x[:, 1000:1003] = 1.5  # over full scale (float WAV holds it)

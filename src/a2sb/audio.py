@@ -34,8 +34,8 @@ SAMPLE_RATE = 44100  # the rate of the model's picture (docs/method.md §Represe
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc", ".w64",
                               ".rf64", ".caf", ".au", ".snd"})
 # containers written by name ending, and the sample format `write_audio` uses when none is given
-CONTAINERS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF", ".w64": "W64", ".rf64": "RF64",
-              ".caf": "CAF", ".au": "AU"}
+CONTAINERS = {".wav": "WAV", ".flac": "FLAC", ".aif": "AIFF", ".aiff": "AIFF", ".aifc": "AIFF", ".w64": "W64",
+              ".rf64": "RF64", ".caf": "CAF", ".au": "AU", ".snd": "AU"}
 DEFAULT_SUBTYPES = {"FLAC": "PCM_24", "AU": "FLOAT"}  # others: FLOAT
 
 
@@ -71,7 +71,7 @@ def audio_info(path: str | os.PathLike, verify: bool = False) -> AudioInfo:
     try:
         info = sf.info(path)
     except Exception as err:  # libsndfile raises several types for bad headers
-        raise A2SBError(f"cannot read audio file {path}: {_short(err, path)}") from None
+        raise A2SBError(f"cannot read audio file {path}: {error_line(err, path)}") from None
     return AudioInfo(path, int(info.samplerate), int(info.channels), int(info.frames), info.format, info.subtype)
 
 
@@ -201,7 +201,7 @@ def read_audio(
     except A2SBError:
         raise
     except Exception as err:
-        raise A2SBError(f"cannot decode audio file {path}: {_short(err, path)}") from None
+        raise A2SBError(f"cannot decode audio file {path}: {error_line(err, path)}") from None
     audio = np.ascontiguousarray(data.T)
     rate = info.sample_rate
     if sample_rate is not None and rate != sample_rate:
@@ -325,7 +325,7 @@ def temporary_beside(path: str | os.PathLike) -> str:
         return str(tmp)
 
 
-def _short(err: Exception, path: str | None = None) -> str:
+def error_line(err: Exception, path: str | None = None) -> str:
     """The last line of a libsndfile error, without the "Error opening 'PATH': " it repeats."""
     text = str(err).strip().splitlines()
     line = text[-1] if text else type(err).__name__

@@ -34,7 +34,17 @@ import soundfile as sf
 import torch
 
 from .analysis import check_input, plan_array, plan_file
-from .audio import CONTAINERS, SAMPLE_RATE, ArrayWave, FileWave, audio_info, check_writable, resample, temporary_beside
+from .audio import (
+    CONTAINERS,
+    SAMPLE_RATE,
+    ArrayWave,
+    FileWave,
+    audio_info,
+    check_writable,
+    error_line,
+    resample,
+    temporary_beside,
+)
 from .errors import A2SBError
 from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level
 from .masks import PictureMask
@@ -263,8 +273,10 @@ class Restorer:
         path = str(input)
         output = self.default_output_path(path, format) if output is None else Path(output)
         self.check_output(path, output, overwrite, format)
-        if plan is None:
+        if plan is None:  # a caller that passes a plan has its warnings; else they are given here
             plan = self.analyse(path, cutoff, gaps)
+            for message in plan.warnings:
+                self._warn(message)
         else:
             check_input(path, self.downmix)
         plan = check_plan(plan)
@@ -289,6 +301,11 @@ class Restorer:
             gain = peak_gain(peak) if self.peak_safety else 1.0
             _check_cancel(cancel)
             finish(file_chunks(floats), output, fmt, wave.channels, gain, self.seed, _tags(path))
+        except (OSError, sf.SoundFileError) as err:  # a full disk, a folder gone, a file that stopped decoding
+            raise A2SBError(f"{path}: {error_line(err)}") from None
+        except torch.OutOfMemoryError:
+            raise A2SBError(f"{path}: out of memory on {self.model.device}; a smaller batch_size needs "
+                            "less") from None
         finally:
             wave.close()
             if native is not wave:
