@@ -19,7 +19,6 @@ from ..errors import A2SBError
 from ..plan import Plan, format_time, parse_cutoff, parse_gaps
 from ..restorer import Cancelled, Restorer
 
-QUALITIES = ("fast", "default", "best")
 BUNDLED = "bundled"
 DOWNMIX = True  # as `a2sb restore`: a file of more than two channels is mixed down to mono (and told so)
 DEFAULT_MAX_MB = 200.0
@@ -195,9 +194,7 @@ class AppCore:
     def restorer(self, model: str, quality: str, seed: int) -> Restorer:
         if model not in self.models:
             raise A2SBError(f"unknown model '{model}' (choose from {', '.join(self.models)})")
-        if quality not in QUALITIES:
-            raise A2SBError(f"quality must be one of {', '.join(QUALITIES)}, got '{quality}'")
-        key = (model, quality, int(seed))
+        key = (model, quality, int(seed))  # (Restorer checks the quality)
         if key not in self._restorers:
             loaded = next((r for k, r in self._restorers.items() if k[0] == model and r._model is not None), None)
             source, device = (loaded.model, None) if loaded else (self.models[model], self.device)

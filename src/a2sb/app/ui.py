@@ -15,7 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .core import BUNDLED, QUALITIES, AppCore, Cancelled, format_gap_list, one_line, parse_gap_list
+from ..restorer import QUALITIES
+from .core import BUNDLED, AppCore, Cancelled, format_gap_list, one_line, parse_gap_list
 
 DEFAULT_CUTOFF_HZ = 16000.0
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # nothing fetched from a font CDN
