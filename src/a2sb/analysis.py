@@ -9,10 +9,9 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import soundfile as sf
 
 from . import detect
-from .audio import SAMPLE_RATE, audio_info, resample
+from .audio import SAMPLE_RATE, audio_info, read_chunks, resample
 from .errors import A2SBError
 from .plan import Plan, check_cutoff, check_gaps, damage_findings, gap_warnings, parse_cutoff, parse_gaps
 
@@ -46,21 +45,6 @@ class Analysis:
 def chunks_of_array(audio: np.ndarray, size: int):
     for start in range(0, audio.shape[1], size):
         yield audio[:, start:start + size]
-
-
-def chunks_of_file(path: str, size: int, downmix: bool):
-    try:
-        with sf.SoundFile(path) as f:
-            while True:
-                data = f.read(frames=size, dtype="float32", always_2d=True)
-                if not len(data):
-                    break
-                data = data.T
-                yield data.mean(axis=0, keepdims=True) if downmix else data
-    except A2SBError:
-        raise
-    except Exception as err:
-        raise A2SBError(f"cannot decode audio file {path}: {str(err).strip().splitlines()[-1]}") from None
 
 
 def analyse(chunks, channels: int, rate: int, frames: int, *, want_cutoff: bool, want_gaps: bool,
@@ -179,7 +163,7 @@ def plan_file(path: str, cutoff="auto", gaps="auto", downmix: bool = False) -> P
     if isinstance(gaps, list):
         check_gaps(gaps, info.duration, path)
     channels = 1 if downmix else info.channels
-    chunks = chunks_of_file(path, int(DETECT_CHUNK_SECONDS * info.sample_rate), downmix)
+    chunks = read_chunks(path, int(DETECT_CHUNK_SECONDS * info.sample_rate), downmix)
     analysis = analyse(chunks, channels, info.sample_rate, info.frames, want_cutoff=cutoff == "auto",
                        want_gaps=gaps == "auto", name=path)
     plan = _plan(analysis, cutoff, gaps, path)

@@ -338,6 +338,23 @@ def error_line(err: Exception, path: str | None = None) -> str:
 
 # ------------------------------------------------------------------------------ reading piece by piece
 
+def read_chunks(path: str | os.PathLike, size: int, downmix: bool = False):
+    """(channels, n) float32 chunks of `size` samples of a file, read once in order (mixed to one
+    channel with `downmix`); a decoding error is one A2SBError."""
+    try:
+        with sf.SoundFile(str(path)) as f:
+            while True:
+                data = f.read(frames=size, dtype="float32", always_2d=True)
+                if not len(data):
+                    return
+                data = data.T
+                yield np.ascontiguousarray(data.mean(axis=0, keepdims=True) if downmix else data)
+    except A2SBError:
+        raise
+    except Exception as err:
+        raise A2SBError(f"cannot decode audio file {path}: {error_line(err, str(path))}") from None
+
+
 class ArrayWave:
     """Random access to an in-memory (channels, samples) float32 waveform."""
 
@@ -380,7 +397,7 @@ class FileWave:
         try:
             data = self._file.read(frames=frames, dtype="float32", always_2d=True)
         except Exception as err:
-            raise A2SBError(f"cannot decode audio file {self.path}: {str(err).strip().splitlines()[-1]}") from None
+            raise A2SBError(f"cannot decode audio file {self.path}: {error_line(err)}") from None
         data = data.T
         if self.downmix:
             data = data.mean(axis=0, keepdims=True)

@@ -261,13 +261,3 @@ def finish(source, path: Path, fmt: OutputFormat, channels: int, gain: float, se
                 chunk = np.clip(scaled, -32768, 32767).astype(np.int16)
             writer.write(chunk)
     return writer.clipped
-
-
-def file_chunks(path: str | os.PathLike, size: int = WRITE_CHUNK):
-    """(channels, n) float32 chunks of a file, read in order."""
-    with sf.SoundFile(str(path)) as f:
-        while True:
-            data = f.read(frames=size, dtype="float32", always_2d=True)
-            if not len(data):
-                return
-            yield np.ascontiguousarray(data.T)

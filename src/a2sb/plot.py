@@ -21,7 +21,7 @@ def spectrogram_db(path: str | os.PathLike, columns: int = MAX_COLUMNS) -> tuple
     """(times s, frequencies Hz, level dB (freqs, times)) of a file: log-magnitude of Hann-windowed frames at
     up to `columns` evenly spaced positions, power averaged over channels. The file is read once, in
     order (no seeking: MP3 decoders complain about seeks), keeping only a frame's worth of samples."""
-    from .output import file_chunks
+    from .audio import read_chunks
 
     info = audio_info(path)
     rate, frames = info.sample_rate, info.frames
@@ -33,7 +33,7 @@ def spectrogram_db(path: str | os.PathLike, columns: int = MAX_COLUMNS) -> tuple
     buffer = np.zeros((info.channels, half), np.float32)  # zeros before the start
     base = -half  # sample index of buffer[:, 0]
     i = 0
-    chunks = file_chunks(path, 1 << 16)
+    chunks = read_chunks(path, 1 << 16)
     while i < n:
         while base + buffer.shape[1] < centres[i] + half:  # read until frame i is covered
             chunk = next(chunks, None)

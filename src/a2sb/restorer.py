@@ -42,6 +42,7 @@ from .audio import (
     audio_info,
     check_writable,
     error_line,
+    read_chunks,
     resample,
     temporary_beside,
 )
@@ -51,10 +52,10 @@ from .masks import PictureMask
 from .model import BAND_LEVELS
 from .output import (
     EXTENSIONS,
+    WRITE_CHUNK,
     OutputFormat,
     chosen_container,
     db,
-    file_chunks,
     finish,
     is_lossy,
     mid_side,
@@ -300,7 +301,7 @@ class Restorer:
                 self._run(plan, wave, native, fmt.rate, native.length, write, progress, cancel)
             gain = peak_gain(peak) if self.peak_safety else 1.0
             _check_cancel(cancel)
-            finish(file_chunks(floats), output, fmt, wave.channels, gain, self.seed, _tags(path))
+            finish(read_chunks(floats, WRITE_CHUNK), output, fmt, wave.channels, gain, self.seed, _tags(path))
         except (OSError, sf.SoundFileError) as err:  # a full disk, a folder gone, a file that stopped decoding
             raise A2SBError(f"{path}: {error_line(err)}") from None
         except torch.OutOfMemoryError:
