@@ -50,7 +50,7 @@ def hole_cells(spec: torch.Tensor, stop_row: int | None = None) -> torch.Tensor:
     power = spec.abs().square()
     if power.dim() == 3:
         power = power.mean(0)
-    power = power[1:].double().cpu().numpy()  # picture rows
+    power = power[1:].float().cpu().numpy()  # picture rows
     stop = N_ROWS if stop_row is None else int(min(max(stop_row, 0), N_ROWS))
     first = first_hole_row()
     holes = np.zeros(power.shape, dtype=bool)
