@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# One lent-GPU training command (issue 25), run by the `device` tool in the repository root:
+#   OUT=... TRAIN_SECONDS=450 bash scripts/gpu_train25.sh
+# It installs the carried wheels (data/wheels: soundfile, soxr, cffi, pycparser; the machine has no
+# internet), continues the bundled weights with configs/gpu.yaml on the carried pack (data/gpu_pack25,
+# made by scripts/make_gpu_pack.py) for TRAIN_SECONDS (SIGTERM: the step in progress finishes and a
+# checkpoint is written), then exports five candidates (raw weights of the last three checkpoints, EMA
+# weights of the last two) as float16 safetensors into OUT with one config.json and the logs.
+set -uo pipefail
+OUT=${OUT:?OUT}; TRAIN_SECONDS=${TRAIN_SECONDS:-450}
+pip install --no-deps --no-index -q data/wheels/*.whl 2>&1 | grep -v -i warning | tail -2
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import soundfile, torch; print('libsndfile', soundfile.__libsndfile_version__, 'torch', torch.__version__)"
+timeout -k 90 -s TERM "$TRAIN_SECONDS" python3 -m a2sb train configs/gpu.yaml --run-dir runs/gpu25 >"$OUT/train.log" 2>&1
+echo "train exit $?"; tail -n 4 "$OUT/train.log"
+cp runs/gpu25/metrics.jsonl "$OUT/" 2>/dev/null
+mapfile -t ckpts < <(ls runs/gpu25/checkpoints/step_*.pt 2>/dev/null | sort | tail -n 3)
+export_one() {  # CHECKPOINT NAME [--ema]
+  python3 -m a2sb export "$1" -o "runs/gpu25/export-$2" --half --steps 3 --sampler ode --stereo-mix 0.5 \
+    --band-level cap "${@:3}" >/dev/null 2>&1 && cp "runs/gpu25/export-$2/model.safetensors" "$OUT/$2.safetensors" \
+    && cp "runs/gpu25/export-$2/config.json" "$OUT/config.json" && echo "exported $2 from $1"
+}
+for c in "${ckpts[@]}"; do export_one "$c" "raw-$(basename "$c" .pt | tr -dc 0-9 | sed 's/^0*//')"; done
+for c in "${ckpts[@]: -2}"; do export_one "$c" "ema-$(basename "$c" .pt | tr -dc 0-9 | sed 's/^0*//')" --ema; done
+ls -la "$OUT"
