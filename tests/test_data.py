@@ -334,6 +334,60 @@ def test_waveform_lowpass_items(tmp_path):
         assert mag_deg[r + 80:].max() < 1e-3 * mag_clean[r + 80:].mean()
 
 
+def codec_config(man, **kw) -> DataConfig:
+    kw = {"p_bwe": 0.0, "p_inpaint": 0.0, "p_codec": 1.0, "codecs": ["mp3"], "codec_kbps": [64, 64], **kw}
+    return config(man, segment_samples=SHORT, **kw)
+
+
+def test_codec_items(tmp_path):
+    import scipy.signal as sps
+
+    from a2sb import codecs
+
+    if not codecs.available("mp3"):
+        pytest.skip("this libsndfile has no MP3")
+    f = write(tmp_path / "a.wav", noise(3.0, level=0.2))
+    man = manifest(tmp_path / "m.csv", [("train", str(f), 3.0)])
+    a, b = datasets.TrainingSet(codec_config(man), seed=4), datasets.TrainingSet(codec_config(man), seed=4)
+    for index in (0, 9):
+        x, y = a[index], b[index]
+        assert all(same(x[k], y[k]) for k in x)  # encoders and the detector are deterministic
+        assert int(x["kind"]) == datasets.CODEC and x["gap"].tolist() == [0, 0]
+        holes = x["holes"]
+        assert holes.dtype == torch.bool and holes.shape == (N_ROWS, 128)
+        row = int(x["cutoff_row"])
+        # LAME at 64 kbit/s cuts near 16 kHz; the holes lie below the cutoff, above 2 kHz
+        assert row_of_frequency(14000) < row < row_of_frequency(17500)
+        assert holes.any() and not holes[row:].any() and not holes[:row_of_frequency(1900)].any()
+        assert not same(x["degraded"], x["clean"])
+        # the decode is aligned with the crop: the band below 4 kHz matches
+        low = sps.butter(8, 4000, fs=SR, output="sos")
+        below = [sps.sosfiltfilt(low, x[k].numpy()) for k in ("clean", "degraded")]
+        assert np.corrcoef(*below)[0, 1] > 0.9
+    # a narrow file's true band caps the cutoff row
+    capped = manifest(tmp_path / "n.csv", [("train", str(f), 3.0, 24000)])
+    item = datasets.TrainingSet(codec_config(capped, min_true_sr=16000), seed=4)[0]
+    assert int(item["cutoff_row"]) == int(item["true_row"]) == row_of_frequency(12000)
+    # the bitrate is drawn log-uniformly from codec_kbps, the codec from codecs; other kinds carry no holes
+    mixed = datasets.TrainingSet(codec_config(man, p_bwe=1.0, p_codec=1.0, codecs=["mp3", "vorbis", "opus"],
+                                              codec_kbps=[48, 192]), seed=4)
+    kinds = [int(mixed[i]["kind"]) for i in range(8)]
+    assert set(kinds) == {datasets.BWE, datasets.CODEC}
+    assert not any(mixed[i]["holes"].any() for i in range(8) if kinds[i] == datasets.BWE)
+
+
+def test_codec_config_checks(tmp_path, mono):
+    with pytest.raises(A2SBError, match="unknown codec"):
+        config(mono, codecs=["aac"])
+    with pytest.raises(A2SBError, match="codec_kbps"):
+        config(mono, codec_kbps=[128, 64])
+    with pytest.raises(A2SBError, match="p_codec"):
+        config(mono, p_bwe=0, p_inpaint=0, p_codec=0)
+    cfg = config(mono)
+    assert (cfg.p_codec, cfg.codecs, cfg.codec_kbps) == (0.0, ["mp3", "vorbis", "opus"], [48.0, 192.0])
+    assert not datasets.TrainingSet(cfg)[0]["holes"].any()
+
+
 # ------------------------------------------------------------------------------------------ validation
 
 
@@ -404,6 +458,35 @@ def test_build_batch_masks_and_fill():
     z = torch.ones_like(x0)
     filled = pictures.build_batch(batch, noise=z, prior=Prior("noise", 0.25))["x1"]
     assert same(filled[2][:, ~known[2]], torch.full_like(filled[2][:, ~known[2]], 0.25))
+
+
+def test_build_batch_puts_codec_holes_in_the_masks():
+    torch.manual_seed(0)
+    clean = torch.randn(2, SHORT) * 0.1
+    degraded = clean.clone()
+    degraded[0] = degraded[0] * 0.5
+    holes = torch.zeros(2, N_ROWS, 128, dtype=torch.bool)
+    holes[0, 100:120, 30:40] = True  # below the cutoff
+    holes[1, 200:210, 60:70] = True  # a full-band item
+    batch = {
+        "clean": clean, "degraded": degraded, "holes": holes,
+        "cutoff_row": torch.tensor([600, N_ROWS]), "gap": torch.zeros(2, 2, dtype=torch.int64),
+        "true_row": torch.tensor([N_ROWS, 205]),
+        "context": torch.zeros(2, 0), "context_valid": torch.zeros(2, 2, dtype=torch.int64),
+    }
+    out = pictures.build_batch(batch, generator=torch.Generator().manual_seed(1))
+    mask, loss = out["mask"][:, 0].bool(), out["loss_mask"][:, 0].bool()
+    rows = torch.arange(N_ROWS)[:, None]
+    assert same(mask[0], (rows >= 600).expand(N_ROWS, 128) | holes[0])
+    assert same(mask[1], holes[1])
+    assert same(loss[0], mask[0])
+    assert same(loss[1], holes[1] & (rows < 205))  # the true band still caps the loss
+    # the dsp prior: hole cells get the decode plus noise, in a full-band item as below a cutoff
+    z = torch.zeros(2, 3, N_ROWS, 128)
+    x1 = pictures.build_batch(batch, noise=z, prior=Prior("dsp", 0.1))["x1"]
+    xd = to_representation(degraded)
+    assert torch.allclose(x1[0][:, holes[0]], xd[0][:, holes[0]], atol=1e-6)
+    assert torch.allclose(x1[1][:, holes[1]], xd[1][:, holes[1]], atol=1e-6)
 
 
 # ------------------------------------------------------------------------------------------ loader

@@ -8,12 +8,12 @@ LOWPASS_KINDS) stays quick to build. The `a2sb degrade` command is in a2sb.cli.b
 
 from __future__ import annotations
 
-import io
 import warnings
 
 import numpy as np
 import soxr
 
+from .codecs import fit_length as _fit_length
 from .errors import A2SBError
 
 LOWPASS_KINDS = ("brickwall", "butter", "cheby1", "ellip", "fir", "resample", "mp3")
@@ -108,12 +108,6 @@ def _resample_roundtrip(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np
     return _fit_length(up, n)
 
 
-def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
-    if y.shape[-1] >= n:
-        return y[..., :n]
-    return np.pad(y, ((0, 0), (0, n - y.shape[-1])))
-
-
 def _mp3_bitrate_level(cutoff_hz: float) -> float:
     """libsndfile compression level (0 = best, 1 = smallest) whose LAME lowpass lies near the cutoff.
 
@@ -124,34 +118,18 @@ def _mp3_bitrate_level(cutoff_hz: float) -> float:
 
 
 def _mp3_roundtrip(x: np.ndarray, sample_rate: int, cutoff_hz: float) -> np.ndarray:
-    import soundfile as sf
+    from .codecs import encode_decode
 
-    n = x.shape[-1]
-    peak = float(np.max(np.abs(x))) if x.size else 0.0
-    scale = 0.99 / peak if peak > 0.99 else 1.0  # the codec clips; keep headroom and undo afterwards
-    buffer = io.BytesIO()
     try:
-        sf.write(
-            buffer,
-            (x * scale).T.astype(np.float32),
-            int(sample_rate),
-            format="MP3",
-            subtype="MPEG_LAYER_III",
-            compression_level=_mp3_bitrate_level(cutoff_hz),
-            bitrate_mode="CONSTANT",
-        )
-        buffer.seek(0)
-        decoded, _ = sf.read(buffer, dtype="float64", always_2d=True)
-    except Exception as err:  # no MP3 in this libsndfile, or a rate/channel count MP3 cannot carry
+        decoded, _ = encode_decode(x, sample_rate, "mp3", level=_mp3_bitrate_level(cutoff_hz))
+    except A2SBError as err:  # no MP3 in this libsndfile, or a rate/channel count MP3 cannot carry
         warnings.warn(
             f"MP3 round trip not possible ({err}); using a steep lowpass with spectral holes instead",
             stacklevel=3,
         )
         return _mp3_like(x, sample_rate, cutoff_hz)
-    decoded = decoded.T / scale
-    decoded = _align(decoded, x, n)
     # The codec's own lowpass is set by the bitrate, not by us: add a steep filter at the cutoff.
-    return _iir(decoded, sample_rate, cutoff_hz, "ellip", 8)
+    return _iir(decoded.astype(np.float64), sample_rate, cutoff_hz, "ellip", 8)
 
 
 def _mp3_like(x: np.ndarray, sample_rate: int, cutoff_hz: float, seed: int = 0) -> np.ndarray:
@@ -176,20 +154,6 @@ def _mp3_like(x: np.ndarray, sample_rate: int, cutoff_hz: float, seed: int = 0) 
         spec[:, start : min(start + 4, last), holes] = 0
     _, y = sps.istft(spec, nperseg=1024, noverlap=768)
     return _fit_length(np.atleast_2d(y), n)
-
-
-def _align(decoded: np.ndarray, original: np.ndarray, n: int) -> np.ndarray:
-    """Undo the codec delay: shift by the lag that best correlates the mono mixes (searched up to 4096)."""
-    import scipy.signal as sps
-    max_lag = 4096
-    ref = original.mean(axis=0)
-    dec = decoded.mean(axis=0)
-    length = min(len(ref), len(dec), 1 << 16)
-    if length < 64 or not np.any(ref[:length]):
-        return _fit_length(decoded, n)
-    corr = sps.correlate(dec[: length + max_lag], ref[:length], mode="valid", method="fft")
-    lag = int(np.argmax(corr[: max_lag + 1]))
-    return _fit_length(decoded[:, lag:], n)
 
 
 def insert_gaps(audio: np.ndarray, sample_rate: int, gaps: list[tuple[float, float]]) -> np.ndarray:

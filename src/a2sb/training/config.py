@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..codecs import CODECS
 from ..errors import A2SBError, reject_unknown_keys
 from ..masks import FILL_NOISE
 from ..network import PRESETS, NetworkConfig, preset
@@ -42,6 +43,10 @@ class DataConfig:
         if the peak exceeds 1 (so loud, peaky crops end a little under the target). Silent crops are
         left as they are.
     channel: "random" = one channel of a multichannel file, drawn per item; "mean" = the downmix.
+    p_codec (ours, issue 25): weight of codec items beside p_bwe, p_extension, p_inpaint: the crop goes
+        through a real lossy encoder (one of `codecs`, at a bitrate drawn log-uniformly from
+        `codec_kbps`), the band above the cutoff the detector finds on the decode is generated, and so
+        are the codec holes (`a2sb.holes`) below it. 0 (the default) leaves every other item as it was.
     """
 
     manifests: list = field(default_factory=list)
@@ -50,6 +55,9 @@ class DataConfig:
     p_bwe: float = 0.5
     p_extension: float = 0.0
     p_inpaint: float = 0.5
+    p_codec: float = 0.0
+    codecs: list = field(default_factory=lambda: ["mp3", "vorbis", "opus"])
+    codec_kbps: list = field(default_factory=lambda: [48.0, 192.0])
     bwe_min_hz: float = 2000.0
     bwe_max_hz: float = 16000.0
     inpaint_min_frac: float = 0.03378
@@ -74,6 +82,11 @@ class DataConfig:
         self.manifests = [_manifest_entry(m) for m in (self.manifests or [])]
         self.lowpass_kinds = [str(k) for k in self.lowpass_kinds]
         self.lowpass_orders = [int(o) for o in self.lowpass_orders]
+        self.codecs = [str(c) for c in self.codecs]
+        try:
+            self.codec_kbps = [float(k) for k in self.codec_kbps]
+        except (TypeError, ValueError):
+            raise A2SBError(f"data config: codec_kbps must be two numbers, got {self.codec_kbps!r}") from None
         self.validate()
 
     def validate(self) -> None:
@@ -84,9 +97,16 @@ class DataConfig:
             bad(f"sample_rate must be {SAMPLE_RATE} (the representation is fixed to it)")
         if self.segment_samples < HOP:
             bad(f"segment_samples must be at least {HOP}")
-        probs = (self.p_bwe, self.p_extension, self.p_inpaint)
+        probs = (self.p_bwe, self.p_extension, self.p_inpaint, self.p_codec)
         if min(probs) < 0 or sum(probs) <= 0:
-            bad("p_bwe, p_extension, p_inpaint must be >= 0 with a positive sum")
+            bad("p_bwe, p_extension, p_inpaint, p_codec must be >= 0 with a positive sum")
+        unknown = [c for c in self.codecs if c not in CODECS]
+        if unknown:
+            bad(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(CODECS)}")
+        if self.p_codec > 0 and not self.codecs:
+            bad("p_codec > 0 needs codecs")
+        if len(self.codec_kbps) != 2 or not 0 < self.codec_kbps[0] <= self.codec_kbps[1]:
+            bad("codec_kbps must be [low, high] with 0 < low <= high")
         if not 0 < self.bwe_min_hz <= self.bwe_max_hz:
             bad("need 0 < bwe_min_hz <= bwe_max_hz")
         if not 0 <= self.inpaint_min_frac <= self.inpaint_max_frac <= 1:

@@ -19,14 +19,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..audio import audio_info, read_audio, resample
 from ..errors import A2SBError
-from ..representation import N_ROWS, SAMPLE_RATE, row_of_frequency
+from ..representation import HOP, N_ROWS, SAMPLE_RATE, row_of_frequency, stft
 from .config import DataConfig
 from .manifests import read_manifest
 
 log = logging.getLogger(__name__)
 
-# Degradation kinds of the multinomial draw (docs/method.md §Masks), in the published order.
-BWE, EXTENSION, INPAINT = 0, 1, 2
+# Degradation kinds of the multinomial draw (docs/method.md §Masks), in the published order, then ours.
+BWE, EXTENSION, INPAINT, CODEC = 0, 1, 2, 3
 
 # Audio read around a crop so resampling and filters have no edge transients inside it (44.1 kHz samples).
 CROP_MARGIN = 4096
@@ -199,10 +199,13 @@ class _SegmentSource(Dataset):
     def _rng(self, index: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, int(index), self.TAG, stream])
 
-    def _load(self, s: int, f: int, position: float | int, channel_u: float, gain_db: float, lowpass=None):
+    def _load(self, s: int, f: int, position: float | int, channel_u: float, gain_db: float, lowpass=None,
+              codec=None):
         """(clean, degraded, start, context, valid) crop of file f of source s. A float position in [0, 1)
         places the crop uniformly in the file, an int is the start sample (clamped to the file);
-        lowpass = (cutoff_hz, kind, order) or None. `context` is the clean crop with
+        lowpass = (cutoff_hz, kind, order) or None; codec = (name, kbps) or None: the degraded crop is
+        then a codec's decode, and a sixth element is added: the decode with up to CODEC_MARGIN
+        samples on each side, and where the crop starts in it. `context` is the clean crop with
         config.context_samples on each side (zeros beyond the file), `valid` its [first, stop) of real
         samples. Raises _Unreadable for a damaged file."""
         cfg = self.config
@@ -241,10 +244,25 @@ class _SegmentSource(Dataset):
             # Filter the piece with its margins, so the crop has no filter start-up at its edges.
             degraded = lowpass_filter(piece, SAMPLE_RATE, cutoff_hz, kind=kind, order=order)
             degraded = degraded[offset:offset + length]
+        if codec is not None:
+            from ..codecs import encode_decode
+
+            # Encode the crop with its margins (as a file would be), so the crop has no codec start-up.
+            lead = min(CROP_MARGIN, offset)
+            around = piece[offset - lead:offset + length + CROP_MARGIN]
+            try:
+                decoded, _ = encode_decode(around, SAMPLE_RATE, codec[0], codec[1])
+            except A2SBError as err:
+                raise A2SBError(f"{codec[0]} at {codec[1]:.0f} kbit/s: {err}") from None
+            degraded = decoded[lead:lead + length]
+            return (np.ascontiguousarray(clean), np.ascontiguousarray(degraded), start, context, valid,
+                    (decoded, lead))
         return np.ascontiguousarray(clean), np.ascontiguousarray(degraded), start, context, valid
 
-    def _item(self, loaded, kind, cutoff_row, gap, true_row, s, f) -> dict:
-        clean, degraded, start, context, valid = loaded
+    def _item(self, loaded, kind, cutoff_row, gap, true_row, s, f, holes=None) -> dict:
+        clean, degraded, start, context, valid = loaded[:5]
+        if holes is None:
+            holes = torch.zeros(N_ROWS, self.config.frames, dtype=torch.bool)
         return {
             "clean": torch.from_numpy(np.array(clean, dtype=np.float32)),
             "degraded": torch.from_numpy(np.array(degraded, dtype=np.float32)),
@@ -253,7 +271,8 @@ class _SegmentSource(Dataset):
             "cutoff_row": torch.tensor(int(cutoff_row), dtype=torch.int64),
             "gap": torch.tensor([int(gap[0]), int(gap[1])], dtype=torch.int64),
             "true_row": torch.tensor(int(true_row), dtype=torch.int64),
-            "kind": torch.tensor(int(kind), dtype=torch.int64),  # BWE, EXTENSION or INPAINT (for logging)
+            "kind": torch.tensor(int(kind), dtype=torch.int64),  # BWE, EXTENSION, INPAINT or CODEC (logging)
+            "holes": holes,  # (N_ROWS, frames) bool: codec holes to generate (all False but for CODEC)
             "source": torch.tensor(int(self.offsets[s] + f), dtype=torch.int64),  # index into all files
             "start": torch.tensor(int(start), dtype=torch.int64),  # crop start, 44.1 kHz samples
         }
@@ -271,6 +290,27 @@ def _bwe_rows(min_hz: float, max_hz: float) -> tuple[int, int]:
     return lo, hi
 
 
+def _codec_cutoff_and_holes(decoded: np.ndarray, lead: int, length: int, frames: int, true_row: int):
+    """(cutoff_row, holes) of a codec item: the row of the band limit `detect.estimate_cutoff` finds on
+    the decode (`decoded`: the crop at `lead` with margins; N_ROWS when it finds full band or is
+    unsure), capped at true_row, and the codec holes below that row (`holes.hole_cells`) as an
+    (N_ROWS, frames) bool tensor of the crop's frames. The holes are found on the decode with whole hops
+    of margin on each side (up to holes.MARGIN_FRAMES), so the crop's edge frames see their full
+    neighbourhood where the file has audio there."""
+    from ..detect import estimate_cutoff
+    from ..holes import MARGIN_FRAMES, hole_cells
+
+    cutoff = estimate_cutoff(decoded, SAMPLE_RATE).cutoff
+    row = N_ROWS if cutoff is None else min(row_of_frequency(cutoff), N_ROWS)
+    row = min(row, true_row)
+    before = min(MARGIN_FRAMES, lead // HOP)
+    after = min(MARGIN_FRAMES, (decoded.shape[-1] - lead - length) // HOP)
+    first = lead - before * HOP
+    window = decoded[first:lead + length + after * HOP]
+    holes = hole_cells(stft(torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))), row)
+    return row, holes[:, before:before + frames].contiguous()
+
+
 def _inpaint_span(frac: float, position_u: float, random_position: bool, width: int) -> tuple[int, int]:
     """Masked columns [a, b) of a gap covering `frac` of the segment (F12)."""
     start_frac = position_u * (1.0 - frac) if random_position else 0.5 - frac / 2
@@ -281,7 +321,10 @@ class TrainingSet(_SegmentSource):
     """Random training items: item `index` is a pure function of (seed, index).
 
     Per item: a manifest (∝ weight), a file in it (∝ duration), a crop start (uniform), a channel, a
-    gain, and one degradation from the multinomial (BWE, extension, inpaint) of docs/method.md §Masks. A BWE item
+    gain, and one degradation from the multinomial (BWE, extension, inpaint) of docs/method.md §Masks,
+    or (ours, p_codec) a codec round trip: one of the working `codecs` at a bitrate drawn log-uniformly
+    from `codec_kbps`, the crop encoded with its margins after the gain; the band above the cutoff the
+    detector finds on the decode and the codec holes below it are generated. A BWE item
     takes its known band from a real waveform lowpass with probability p_waveform_lowpass (random kind
     and order, nominal cutoff inside the chosen row, so masking starts at the row and the filter's
     transition band below it stays in the known region as it would in real audio). BWE cutoffs stay
@@ -297,10 +340,11 @@ class TrainingSet(_SegmentSource):
         super().__init__(config, split, seed)
         weights = np.array([s.weight for s in self.sources])
         self.source_edges = np.cumsum(weights) / weights.sum()
-        probs = np.array([config.p_bwe, config.p_extension, config.p_inpaint], dtype=np.float64)
-        self.kind_edges = np.cumsum(probs) / probs.sum()
+        probs = np.array([config.p_bwe, config.p_extension, config.p_inpaint, config.p_codec], dtype=np.float64)
+        self.kind_edges = np.cumsum(probs) / probs.sum()  # with p_codec 0: the edges of the first three kinds
         self.bwe_rows = _bwe_rows(config.bwe_min_hz, config.bwe_max_hz)
         self.lowpass_kinds = _working_lowpass_kinds(config.lowpass_kinds) if config.p_waveform_lowpass else []
+        self.codecs = _working_codecs(config.codecs) if config.p_codec > 0 else []
 
     def __len__(self) -> int:
         return self.config.epoch_length
@@ -310,7 +354,7 @@ class TrainingSet(_SegmentSource):
         width = cfg.frames
         # Degradation draws come from their own stream, so a skipped file does not change them.
         rng = self._rng(index, 0)
-        kind = min(int(np.searchsorted(self.kind_edges, rng.random(), side="right")), INPAINT)
+        kind = min(int(np.searchsorted(self.kind_edges, rng.random(), side="right")), CODEC)
         row_u, row_frac = rng.random(), rng.uniform(0.05, 0.95)
         frac = rng.random() * (cfg.inpaint_max_frac - cfg.inpaint_min_frac) + cfg.inpaint_min_frac
         position_u = rng.random()
@@ -321,6 +365,13 @@ class TrainingSet(_SegmentSource):
         lp_order = int(cfg.lowpass_orders[rng.integers(len(cfg.lowpass_orders))])
         gain_db = rng.uniform(-1.0, 1.0) * cfg.loudness_jitter_db
         channel_u = rng.random()
+        # Drawn after all the others, so items of the other kinds are what they were before codec items.
+        codec_u, kbps_u = rng.random(), rng.random()
+        codec = None
+        if kind == CODEC:
+            low, high = cfg.codec_kbps
+            kbps = float(np.exp(np.log(low) + kbps_u * (np.log(high) - np.log(low))))
+            codec = (self.codecs[min(int(codec_u * len(self.codecs)), len(self.codecs) - 1)], kbps)
 
         pick = self._rng(index, 1)
         for _ in range(self.MAX_ATTEMPTS):
@@ -343,14 +394,18 @@ class TrainingSet(_SegmentSource):
                     lowpass = ((cutoff_row + row_frac) * SAMPLE_RATE / (2 * N_ROWS), lp_kind, lp_order)
             elif kind == INPAINT:
                 gap = _inpaint_span(frac, position_u, cfg.inpaint_random_position, width)
-            else:
+            elif kind == EXTENSION:
                 gap = (ext_start, width) if ext_after else (0, ext_start)
             try:
-                loaded = self._load(s, f, position, channel_u, gain_db, lowpass)
+                loaded = self._load(s, f, position, channel_u, gain_db, lowpass, codec)
             except _Unreadable as err:
                 self.bad.mark(int(self.offsets[s]) + f, source.paths[f], str(err))
                 continue
-            return self._item(loaded, kind, cutoff_row, gap, true_row, s, f)
+            holes = None
+            if codec is not None:
+                decoded, lead = loaded[5]
+                cutoff_row, holes = _codec_cutoff_and_holes(decoded, lead, cfg.segment_samples, width, true_row)
+            return self._item(loaded, kind, cutoff_row, gap, true_row, s, f, holes)
         raise A2SBError(
             f"no readable file found in {self.MAX_ATTEMPTS} draws ({self.bad_files} files unreadable)"
         )
@@ -374,6 +429,19 @@ def _working_lowpass_kinds(kinds: list[str]) -> list[str]:
         ok.append(kind)
     if kinds and not ok:
         log.warning("no lowpass kind available: BWE items use the clean known band only")
+    return ok
+
+
+def _working_codecs(names: list[str]) -> list[str]:
+    """The configured codecs this libsndfile can write; an A2SBError when none."""
+    from .. import codecs
+
+    ok = [c for c in names if codecs.available(c)]
+    for c in names:
+        if c not in ok:
+            log.warning("codec %r not available in this libsndfile; not used for training", c)
+    if not ok:
+        raise A2SBError(f"p_codec > 0 but none of the codecs {', '.join(names)} is available here")
     return ok
 
 

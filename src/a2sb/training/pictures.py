@@ -15,10 +15,12 @@ def build_batch(batch: dict, noise: torch.Tensor | None = None, prior: Prior | N
     """Collated items -> {"x0", "x1", "mask", "loss_mask"} on the batch's device.
 
     x0 = picture of clean (B×3×H×W); mask (B×1×H×W, 1 = generate) = rows ≥ cutoff_row ∪ columns in
-    [gap); loss_mask = mask × (rows < true_row) (F14); x1 = picture of degraded with the hole filled
-    as `prior` says (default: the published white noise of std 0.5 in all 3 channels, F13; the dsp
-    prior puts the DSP estimate of `batch_estimate` under the noise). Masks have one channel: expand to 3
-    before normalising a loss by their sum if the published normalisation (docs/method.md §Training, F21) is wanted.
+    [gap) ∪ the codec holes (`batch["holes"]`, B×H×W bool, when the batch has them); loss_mask =
+    mask × (rows < true_row) (F14); x1 = picture of degraded with the hole filled as `prior` says
+    (default: the published white noise of std 0.5 in all 3 channels, F13; the dsp prior puts the DSP
+    estimate of `batch_estimate` under the noise: in codec holes that is the decode itself, as
+    restoration gives them). Masks have one channel: expand to 3 before normalising a loss by their
+    sum if the published normalisation (docs/method.md §Training, F21) is wanted.
     """
     prior = prior or Prior()
     clean = batch["clean"].float()
@@ -41,12 +43,20 @@ def build_batch(batch: dict, noise: torch.Tensor | None = None, prior: Prior | N
     cutoff = batch["cutoff_row"].to(device).view(-1, 1, 1)
     gap = batch["gap"].to(device).view(-1, 2)
     span = (cols >= gap[:, 0].view(-1, 1, 1)) & (cols < gap[:, 1].view(-1, 1, 1))
-    mask = ((rows >= cutoff) | span).unsqueeze(1).to(x0.dtype)
+    generate = (rows >= cutoff) | span
+    holes = batch.get("holes")
+    if holes is not None:
+        generate = generate | holes.to(device, torch.bool)
+    mask = generate.unsqueeze(1).to(x0.dtype)
     keep = (rows < batch["true_row"].to(device).view(-1, 1, 1)).unsqueeze(1)
     loss_mask = mask * keep.to(x0.dtype)
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
     estimate = batch_estimate(spec_d, batch) if prior.informative else None
+    if estimate is not None and holes is not None:
+        # batch_estimate keeps the decode below a cutoff; a full-band item's holes get the decode too
+        full = (batch["cutoff_row"].to(device) >= h) & holes.to(device).flatten(1).any(1)
+        estimate[full] = xd[full]
     x1 = fill(xd, mask, noise.to(device, x0.dtype), prior, estimate)
     return {"x0": x0, "x1": x1, "mask": mask, "loss_mask": loss_mask}
 
