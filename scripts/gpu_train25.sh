@@ -8,7 +8,7 @@
 # weights of the last two) as float16 safetensors into OUT with one config.json and the logs.
 set -uo pipefail
 OUT=${OUT:?OUT}; TRAIN_SECONDS=${TRAIN_SECONDS:-450}
-pip install --no-deps --no-index -q data/wheels/*.whl 2>&1 | grep -v -i warning | tail -2
+python3 -m pip install --no-deps --no-index -q data/wheels/*.whl 2>&1 | tail -3
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
 python3 -c "import soundfile, torch; print('libsndfile', soundfile.__libsndfile_version__, 'torch', torch.__version__)"
