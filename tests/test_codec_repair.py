@@ -74,6 +74,15 @@ def test_an_mp3_is_a_lossy_codec_with_holes_and_the_plan_says_so(files):
     assert only.findings[0].endswith(": regenerated")
 
 
+def test_ogg_vorbis_is_named_and_the_codec_is_not_guessed_from_the_cutoff(tmp_path):
+    x, _ = sf.read(EXAMPLE, dtype="float32", frames=2 * SR)
+    sf.write(tmp_path / "v.ogg", x, SR, format="OGG", subtype="VORBIS", compression_level=0.9)
+    plan = analysis.plan_file(str(tmp_path / "v.ogg"))
+    assert plan.codec.startswith("Ogg Vorbis, ") and plan.hole_share is not None
+    assert plan.findings[0].startswith(f"lossy codec ({plan.codec}): ") and "MP3-like" not in plan.findings[0]
+    assert plan.holes == (plan.hole_share >= HOLE_GATE_SHARE)
+
+
 def test_the_flac_original_is_not_lossy_and_a_lossless_copy_of_the_decode_is(files):
     plan = analysis.plan_file(str(files["flac"]))
     assert plan.codec == "" and not plan.holes and plan.hole_share is None

@@ -267,6 +267,8 @@ def _plan(analysis: Analysis, cutoff, gaps, path: str | None, holes="auto") -> P
     cutoff_auto, gaps_auto, note = cutoff == "auto", gaps == "auto", ""
     if cutoff_auto:
         cutoff, note = analysis.cutoff, analysis.cutoff_note
+        if analysis.codec:  # the codec is named: no guess at it from the cutoff
+            note = note.replace(" (MP3-like)", "")
         if cutoff is not None and cutoff >= SAMPLE_RATE / 2:
             cutoff = None
     cutoff = check_cutoff(cutoff, analysis.sample_rate, name)
