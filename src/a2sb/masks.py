@@ -40,16 +40,37 @@ class HoleCells:
     """The codec holes of frames [a, b) of a recording: `hole_cells` of its spectrum over
     [a − MARGIN_FRAMES, b + MARGIN_FRAMES) (clipped to the `frames` of the picture), margins cut off, so
     a frame's cells are the same in every window that holds it. `spectrum(a, b)`: the complex STFT
-    (C×1025×(b − a)); `stop_hz`: the top of the band searched (None: every row)."""
+    (C×1025×(b − a)); `stop_hz`: the top of the band searched (None: every row).
+
+    The cells are found for aligned blocks of HOLE_BLOCK_FRAMES frames, the last few kept, so overlapping
+    windows (MultiDiffusion) do not search a frame twice: the median filter is the costly part."""
+
+    KEPT_BLOCKS = 4
 
     def __init__(self, spectrum, frames: int, stop_hz: float | None = None):
         self.spectrum, self.frames, self.stop_hz = spectrum, frames, stop_hz
         self.stop_row = None if stop_hz is None else row_of_frequency(stop_hz)
+        self._blocks: dict[int, torch.Tensor] = {}
 
-    def __call__(self, a: int, b: int) -> torch.Tensor:
-        """(1024, b − a) bool."""
+    def cells(self, a: int, b: int) -> torch.Tensor:
+        """(1024, b − a) bool, searched now."""
         lo, hi = max(0, a - MARGIN_FRAMES), min(self.frames, b + MARGIN_FRAMES)
         return hole_cells(self.spectrum(lo, hi), self.stop_row)[:, a - lo:b - lo]
+
+    def _block(self, k: int) -> torch.Tensor:
+        if k not in self._blocks:
+            if len(self._blocks) >= self.KEPT_BLOCKS:
+                del self._blocks[min(self._blocks)]
+            start = k * HOLE_BLOCK_FRAMES
+            self._blocks[k] = self.cells(start, min(self.frames, start + HOLE_BLOCK_FRAMES))
+        return self._blocks[k]
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        """(1024, b − a) bool (from the kept blocks)."""
+        n = HOLE_BLOCK_FRAMES
+        parts = [self._block(k)[:, max(a, k * n) - k * n:min(b, (k + 1) * n) - k * n]
+                 for k in range(a // n, (b - 1) // n + 1)]
+        return torch.cat(parts, dim=1) if parts else torch.zeros(N_ROWS, 0, dtype=torch.bool)
 
     def share(self, blocks: int = HOLE_BLOCKS, block_frames: int = HOLE_BLOCK_FRAMES) -> float:
         """The share of holes in the band searched, measured on up to `blocks` evenly spread blocks of
@@ -57,7 +78,7 @@ class HoleCells:
         count = max(1, min(blocks, self.frames // block_frames))
         span = min(self.frames, block_frames)
         starts = [round(k * (self.frames - span) / max(count - 1, 1)) for k in range(count)]
-        cells = torch.cat([self(s, s + span) for s in starts], dim=1)
+        cells = torch.cat([self.cells(s, s + span) for s in starts], dim=1)
         return hole_share(cells, self.stop_row)
 
 
