@@ -14,7 +14,7 @@ from a2sb.network import preset
 
 SR = 44100
 QUICK = ["--device", "cpu"]  # with model_dir, whose config.json asks for 2 steps and 32-frame windows
-NOTHING = ["--cutoff", "off", "--gaps", "off"]  # validation and I/O only, no network
+NOTHING = ["--cutoff", "off", "--gaps", "off", "--holes", "off"]  # validation and I/O only, no network
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,8 @@ def test_info_text_and_json(tmp_path, capsys):
     code, out, err = run(capsys, "info", src, "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"duration", "sample_rate", "channels", "cutoff_hz", "gaps"}
+    assert set(data) == {"duration", "sample_rate", "channels", "cutoff_hz", "gaps", "codec", "holes", "hole_share"}
+    assert data["codec"] is None and data["holes"] is False
     assert data["sample_rate"] == SR and data["channels"] == 2 and abs(data["duration"] - 3.0) < 1e-3
     assert data["cutoff_hz"] is None or 3000 < data["cutoff_hz"] < 9000
     assert len(data["gaps"]) == 1 and abs(data["gaps"][0][0] - 1.0) < 0.02 and abs(data["gaps"][0][1] - 1.3) < 0.02

@@ -20,7 +20,7 @@ from a2sb.cli import main
 from a2sb.errors import A2SBError
 
 SR = 44100
-NOTHING = ["--cutoff", "off", "--gaps", "off"]  # validation and I/O only, no network
+NOTHING = ["--cutoff", "off", "--gaps", "off", "--holes", "off"]  # validation and I/O only, no network
 
 
 def music(seconds=0.4, channels=2, seed=0):

@@ -1,6 +1,11 @@
 """The analysis pass: one read through the audio (an array, or a file piece by piece) that checks it
 (empty, non-finite, clipped) and detects the cutoff and the dropouts with `a2sb.detect`, in bounded
-memory for long audio; `plan_file` and `plan_array` turn what it found into a `Plan`."""
+memory for long audio; then, for a lossy decode, the share of codec holes (`a2sb.holes`) on evenly
+spread blocks. `plan_file` and `plan_array` turn what it found into a `Plan`.
+
+A lossy decode is a file in a lossy container (MP3, Ogg Vorbis, Opus), or audio whose band limit is a
+brick wall and whose holes are at least HOLE_GATE_SHARE of the band below it (a WAV or FLAC made from an
+MP3). Its holes are regenerated when they are at least that share (docs/method.md §Masks)."""
 
 from __future__ import annotations
 
@@ -11,9 +16,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import detect
-from .audio import SAMPLE_RATE, audio_info, read_chunks, resample
+from .audio import SAMPLE_RATE, ArrayWave, FileWave, audio_info, read_chunks, resample
 from .errors import A2SBError
-from .plan import Plan, check_cutoff, check_gaps, damage_findings, gap_warnings, parse_cutoff, parse_gaps
+from .holes import HOLE_GATE_SHARE
+from .plan import (
+    LOSSLESS_COPY,
+    Plan,
+    check_cutoff,
+    check_gaps,
+    damage_findings,
+    gap_warnings,
+    parse_cutoff,
+    parse_gaps,
+    parse_holes,
+)
 
 CLIP_LEVEL = 0.999
 WHOLE_DETECT_SECONDS = 180.0  # longer audio is analysed in chunks / from a summary
@@ -35,6 +51,9 @@ class Analysis:
     nonfinite: int = 0
     cutoff: float | None = None
     cutoff_note: str = ""  # the detected band limit in words (detect.CutoffEstimate.note)
+    cutoff_kind: str = ""  # detect.CutoffEstimate.kind ("wall", "lowpass", ...); "" when not detected
+    codec: str = ""  # the lossy codec of a file's container in words ("MP3, 128 kbit/s"), "" for none
+    hole_share: float | None = None  # the share of codec holes below the band limit (None: not measured)
     gaps: list[tuple[float, float]] = field(default_factory=list)
 
     @property
@@ -138,7 +157,57 @@ def _detect_cutoff(audio: np.ndarray, rate: int, result: Analysis) -> None:
     if rate > SAMPLE_RATE:
         audio, rate = resample(audio, rate, SAMPLE_RATE), SAMPLE_RATE
     found = detect.estimate_cutoff(audio, rate)
-    result.cutoff, result.cutoff_note = found.cutoff, found.note
+    result.cutoff, result.cutoff_note, result.cutoff_kind = found.cutoff, found.note, found.kind
+
+
+CODEC_NAMES = {"MPEG_LAYER_III": "MP3", "VORBIS": "Ogg Vorbis", "OPUS": "Opus", "MPEG_LAYER_I": "MPEG Layer I",
+               "MPEG_LAYER_II": "MPEG Layer II"}
+
+
+def codec_of(path: str, info=None) -> str:
+    """The lossy codec of a file in words, with its mean bitrate (file size / duration) where that says
+    something: "MP3, 128 kbit/s", "Ogg Vorbis, 96 kbit/s"; "" for a lossless file."""
+    import os
+
+    from .output import is_lossy
+
+    info = audio_info(path) if info is None else info
+    if not is_lossy(info):
+        return ""
+    name = CODEC_NAMES.get(info.subtype, "MP3" if info.format == "MP3" else info.format)
+    try:
+        kbits = os.path.getsize(path) * 8 / info.duration / 1000 if info.duration > 0 else 0.0
+    except OSError:
+        kbits = 0.0
+    return f"{name}, {kbits:.0f} kbit/s" if kbits >= 1 else name
+
+
+def measure_holes(wave, analysis: Analysis, top: float | None) -> None:
+    """The share of codec holes below `top` Hz (None: the whole band) of `wave` (a 44.1 kHz reader with
+    `read(start, stop)` and `length`), on up to 16 evenly spread blocks of 256 frames."""
+    from .masks import MIN_WORK_SAMPLES, HoleCells, PictureMask
+    from .picture import WaveformPicture
+
+    length = max(wave.length, MIN_WORK_SAMPLES)
+
+    def read(start: int, stop: int) -> np.ndarray:  # zero beyond the end of short input
+        data = wave.read(start, min(stop, wave.length))
+        return np.pad(data, ((0, 0), (0, stop - start - data.shape[1]))) if data.shape[1] < stop - start else data
+
+    frames = PictureMask(length, None, []).frames
+    analysis.hole_share = HoleCells(WaveformPicture(read, length).spectrum, frames, top).share()
+
+
+def _hole_top(analysis: Analysis, cutoff=None) -> float | None:
+    """The band limit below which holes are looked for: the detected cutoff, or a given `cutoff` (Hz)
+    below it (None: the whole band)."""
+    tops = [f for f in (analysis.cutoff, cutoff) if isinstance(f, float) and f < SAMPLE_RATE / 2]
+    return min(tops) if tops else None
+
+
+def _wants_holes(analysis: Analysis) -> bool:
+    """Whether the hole share is worth measuring: a lossy container, or a detected brick wall."""
+    return bool(analysis.codec) or analysis.cutoff_kind == "wall"
 
 
 def check_input(path: str, downmix: bool = False):
@@ -153,9 +222,9 @@ def check_input(path: str, downmix: bool = False):
     return info
 
 
-def plan_file(path: str, cutoff="auto", gaps="auto", downmix: bool = False) -> Plan:
+def plan_file(path: str, cutoff="auto", gaps="auto", downmix: bool = False, holes="auto") -> Plan:
     """Read and analyse a file (once, piece by piece) and plan its restoration."""
-    cutoff, gaps = parse_cutoff(cutoff), parse_gaps(gaps)
+    cutoff, gaps, holes = parse_cutoff(cutoff), parse_gaps(gaps), parse_holes(holes)
     info = check_input(path, downmix)
     downmix = downmix and info.channels > 2
     if isinstance(cutoff, float):  # a wrong option is refused before the file is read through
@@ -164,29 +233,42 @@ def plan_file(path: str, cutoff="auto", gaps="auto", downmix: bool = False) -> P
         check_gaps(gaps, info.duration, path)
     channels = 1 if downmix else info.channels
     chunks = read_chunks(path, int(DETECT_CHUNK_SECONDS * info.sample_rate), downmix)
-    analysis = analyse(chunks, channels, info.sample_rate, info.frames, want_cutoff=cutoff == "auto",
+    analysis = analyse(chunks, channels, info.sample_rate, info.frames, want_cutoff=cutoff == "auto" or bool(holes),
                        want_gaps=gaps == "auto", name=path)
-    plan = _plan(analysis, cutoff, gaps, path)
+    analysis.codec = codec_of(path, info)
+    if holes and (holes is True or _wants_holes(analysis)):
+        wave = FileWave(path, SAMPLE_RATE, downmix)
+        try:
+            measure_holes(wave, analysis, _hole_top(analysis, cutoff))
+        finally:
+            wave.close()
+    plan = _plan(analysis, cutoff, gaps, path, holes)
     if downmix:
         plan = dataclasses.replace(plan, warnings=(f"{path}: {info.channels} channels mixed down to mono",
                                                    *plan.warnings))
     return plan
 
 
-def plan_array(audio: np.ndarray, rate: int, cutoff="auto", gaps="auto") -> Plan:
-    """Analyse a (channels, samples) array and plan its restoration."""
-    cutoff, gaps = parse_cutoff(cutoff), parse_gaps(gaps)
+def plan_array(audio: np.ndarray, rate: int, cutoff="auto", gaps="auto", holes="auto") -> Plan:
+    """Analyse a (channels, samples) array and plan its restoration (an array is a lossy decode when
+    its band limit is a brick wall with holes below it)."""
+    cutoff, gaps, holes = parse_cutoff(cutoff), parse_gaps(gaps), parse_holes(holes)
     chunks = chunks_of_array(audio, int(DETECT_CHUNK_SECONDS * rate))
-    analysis = analyse(chunks, audio.shape[0], rate, audio.shape[1], want_cutoff=cutoff == "auto",
+    analysis = analyse(chunks, audio.shape[0], rate, audio.shape[1], want_cutoff=cutoff == "auto" or bool(holes),
                        want_gaps=gaps == "auto")
-    return _plan(analysis, cutoff, gaps, None)
+    if holes and (holes is True or _wants_holes(analysis)):
+        audio = np.nan_to_num(np.asarray(audio, np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+        measure_holes(ArrayWave(resample(audio, rate, SAMPLE_RATE)), analysis, _hole_top(analysis, cutoff))
+    return _plan(analysis, cutoff, gaps, None, holes)
 
 
-def _plan(analysis: Analysis, cutoff, gaps, path: str | None) -> Plan:
+def _plan(analysis: Analysis, cutoff, gaps, path: str | None, holes="auto") -> Plan:
     name = "the audio" if path is None else path
     cutoff_auto, gaps_auto, note = cutoff == "auto", gaps == "auto", ""
     if cutoff_auto:
         cutoff, note = analysis.cutoff, analysis.cutoff_note
+        if analysis.codec:  # the codec is named: no guess at it from the cutoff
+            note = note.replace(" (MP3-like)", "")
         if cutoff is not None and cutoff >= SAMPLE_RATE / 2:
             cutoff = None
     cutoff = check_cutoff(cutoff, analysis.sample_rate, name)
@@ -198,6 +280,13 @@ def _plan(analysis: Analysis, cutoff, gaps, path: str | None) -> Plan:
         warnings.append(f"{name} is clipped ({analysis.clipped} samples at or beyond full scale); clipping is "
                         "not repaired")
     warnings += gap_warnings(gaps)
-    return Plan(path, analysis.sample_rate, analysis.channels, analysis.frames, cutoff, gaps,
-                tuple(damage_findings(cutoff, gaps, cutoff_auto, gaps_auto, note)), tuple(warnings),
-                analysis.peak)
+    # codec holes: a lossy container, or a brick wall with holes (a lossless copy of a lossy decode)
+    share = analysis.hole_share
+    lossy = bool(analysis.codec) or (analysis.cutoff_kind == "wall" and share is not None and share >= HOLE_GATE_SHARE)
+    codec = analysis.codec or (LOSSLESS_COPY if lossy else "")
+    repair = holes is True or (holes == "auto" and lossy and share is not None and share >= HOLE_GATE_SHARE)
+    hole_top = _hole_top(analysis)
+    findings = damage_findings(cutoff, gaps, cutoff_auto, gaps_auto, note, codec=codec, holes=repair,
+                               hole_share=share, holes_auto=holes == "auto", hole_top=hole_top)
+    return Plan(path, analysis.sample_rate, analysis.channels, analysis.frames, cutoff, gaps, tuple(findings),
+                tuple(warnings), analysis.peak, holes=repair, hole_share=share, codec=codec, hole_top_hz=hole_top)

@@ -1,8 +1,9 @@
 """Which cells of the picture are generated (docs/method.md §Masks): 1 = generate, 0 = known.
 
 Bandwidth extension generates every row at or above the cutoff's row; inpainting every frame whose
-STFT window reaches into a gap. A mask is the same in the picture's three channels, so one channel is
-made and broadcast.
+STFT window reaches into a gap; codec repair the holes a lossy encoder left below its band limit
+(`a2sb.holes`, cells found in the input's own spectrum, `HoleCells`). A mask is the same in the
+picture's three channels (and in all audio channels), so one channel is made and broadcast.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 
 from .audio import SAMPLE_RATE
+from .holes import MARGIN_FRAMES, hole_cells, hole_share
 from .representation import HOP, N_FFT, N_ROWS, frame_of_time, row_of_frequency
 
 FILL_NOISE = 0.5  # std of the white noise that fills the region to generate in x1
@@ -30,12 +32,63 @@ def gap_frames(start: float, end: float, frames: int) -> slice:
     return slice(max(first, 0), min(stop, frames))
 
 
+HOLE_BLOCK_FRAMES = 256  # the hole share of a long recording: from blocks of a training segment's length
+HOLE_BLOCKS = 16
+
+
+class HoleCells:
+    """The codec holes of frames [a, b) of a recording: `hole_cells` of its spectrum over
+    [a − MARGIN_FRAMES, b + MARGIN_FRAMES) (clipped to the `frames` of the picture), margins cut off, so
+    a frame's cells are the same in every window that holds it. `spectrum(a, b)`: the complex STFT
+    (C×1025×(b − a)); `stop_hz`: the top of the band searched (None: every row).
+
+    The cells are found for aligned blocks of HOLE_BLOCK_FRAMES frames, the last few kept, so overlapping
+    windows (MultiDiffusion) do not search a frame twice: the median filter is the costly part."""
+
+    KEPT_BLOCKS = 4
+
+    def __init__(self, spectrum, frames: int, stop_hz: float | None = None):
+        self.spectrum, self.frames, self.stop_hz = spectrum, frames, stop_hz
+        self.stop_row = None if stop_hz is None else row_of_frequency(stop_hz)
+        self._blocks: dict[int, torch.Tensor] = {}
+
+    def cells(self, a: int, b: int) -> torch.Tensor:
+        """(1024, b − a) bool, searched now."""
+        lo, hi = max(0, a - MARGIN_FRAMES), min(self.frames, b + MARGIN_FRAMES)
+        return hole_cells(self.spectrum(lo, hi), self.stop_row)[:, a - lo:b - lo]
+
+    def _block(self, k: int) -> torch.Tensor:
+        if k not in self._blocks:
+            if len(self._blocks) >= self.KEPT_BLOCKS:
+                del self._blocks[min(self._blocks)]
+            start = k * HOLE_BLOCK_FRAMES
+            self._blocks[k] = self.cells(start, min(self.frames, start + HOLE_BLOCK_FRAMES))
+        return self._blocks[k]
+
+    def __call__(self, a: int, b: int) -> torch.Tensor:
+        """(1024, b − a) bool (from the kept blocks)."""
+        n = HOLE_BLOCK_FRAMES
+        parts = [self._block(k)[:, max(a, k * n) - k * n:min(b, (k + 1) * n) - k * n]
+                 for k in range(a // n, (b - 1) // n + 1)]
+        return torch.cat(parts, dim=1) if parts else torch.zeros(N_ROWS, 0, dtype=torch.bool)
+
+    def share(self, blocks: int = HOLE_BLOCKS, block_frames: int = HOLE_BLOCK_FRAMES) -> float:
+        """The share of holes in the band searched, measured on up to `blocks` evenly spread blocks of
+        `block_frames` frames (so hours cost no more than minutes)."""
+        count = max(1, min(blocks, self.frames // block_frames))
+        span = min(self.frames, block_frames)
+        starts = [round(k * (self.frames - span) / max(count - 1, 1)) for k in range(count)]
+        cells = torch.cat([self.cells(s, s + span) for s in starts], dim=1)
+        return hole_share(cells, self.stop_row)
+
+
 class PictureMask:
     """The mask of a restoration of `length` samples at 44.1 kHz: rows from `cutoff` (Hz, or None) up,
-    and the frames of `gaps` (seconds), over the picture of the waveform extended to whole hops."""
+    the frames of `gaps` (seconds) and the cells `holes(a, b)` gives ((1024, b − a) bool, e.g. a
+    `HoleCells`; None: none), over the picture of the waveform extended to whole hops."""
 
-    def __init__(self, length: int, cutoff: float | None, gaps: list[tuple[float, float]]):
-        self.length, self.cutoff, self.gaps = length, cutoff, list(gaps)
+    def __init__(self, length: int, cutoff: float | None, gaps: list[tuple[float, float]], holes=None):
+        self.length, self.cutoff, self.gaps, self.holes = length, cutoff, list(gaps), holes
         self.work_length = max(length, MIN_WORK_SAMPLES)
         self.frames = 1 + -(-self.work_length // HOP)
         self.first_row = None if cutoff is None else row_of_frequency(cutoff)
@@ -45,9 +98,10 @@ class PictureMask:
 
     @property
     def mode(self) -> str:
-        """"bwe" (the whole output is the model's), "gaps" (model output spliced into the gaps) or "none"."""
-        if self.cutoff is not None:
-            return "bwe"
+        """"whole" (a band or codec holes: the whole output is the model's), "gaps" (model output spliced
+        into the gaps) or "none"."""
+        if self.cutoff is not None or self.holes is not None:
+            return "whole"
         return "gaps" if self.gaps else "none"
 
     def __call__(self, a: int, b: int) -> torch.Tensor:
@@ -56,4 +110,7 @@ class PictureMask:
         if self.first_row is not None:
             rows[self.first_row:] = 1.0
         cols = torch.from_numpy(self.gap_frames[a:b].astype(np.float32))[None, :]
-        return torch.maximum(rows, cols)[None, None]
+        mask = torch.maximum(rows, cols)
+        if self.holes is not None:
+            mask = torch.maximum(mask, self.holes(a, b).to(mask.dtype))
+        return mask[None, None]

@@ -1,5 +1,6 @@
-"""What a restoration will do: the `Plan` (cutoff, gaps, what the analysis found), and the one place
-where the damage a user names is parsed and checked (`parse_cutoff`, `parse_gaps`, `check_plan`)."""
+"""What a restoration will do: the `Plan` (cutoff, gaps, codec holes, what the analysis found), and the
+one place where the damage a user names is parsed and checked (`parse_cutoff`, `parse_gaps`,
+`parse_holes`, `check_plan`)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,18 @@ from .errors import A2SBError
 
 LONG_GAP_SECONDS = 1.0  # the model was trained on gaps up to about this long
 LISTED_GAPS = 6  # gaps named in a description; the rest are counted
+LOSSLESS_COPY = "in a lossless file"  # Plan.codec of a lossless file the analysis calls a lossy decode
 
 
 @dataclass(frozen=True)
 class Plan:
-    """A restoration's plan: regenerate the band above `cutoff_hz` (None: no band) and fill `gaps`
-    ([(start_s, end_s)], sorted, not overlapping) of the input described by the other fields.
-    `findings` say what the analysis found (in words), `warnings` what the user should know. Edit a plan
-    with dataclasses.replace; the edited values are checked when it is used."""
+    """A restoration's plan: regenerate the band above `cutoff_hz` (None: no band), fill `gaps`
+    ([(start_s, end_s)], sorted, not overlapping) and, with `holes`, regenerate the codec holes
+    (`a2sb.holes`) below `hole_top_hz` (the detected band limit; None: the whole band) of the input
+    described by the other fields. `codec` names the lossy codec the analysis found ("" for none),
+    `hole_share` the share of holes it measured (None: not measured). `findings` say what the analysis
+    found (in words), `warnings` what the user should know. Edit a plan with dataclasses.replace; the
+    edited values are checked when it is used."""
 
     input_path: str | None
     sample_rate: int
@@ -29,6 +34,10 @@ class Plan:
     findings: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     peak: float = 0.0  # of the input (linear)
+    holes: bool = False
+    hole_share: float | None = None
+    codec: str = ""
+    hole_top_hz: float | None = None
 
     @property
     def duration(self) -> float:
@@ -39,7 +48,14 @@ class Plan:
         return "the audio" if self.input_path is None else str(self.input_path)
 
     def nothing_to_do(self) -> bool:
-        return self.cutoff_hz is None and not self.gaps
+        return self.cutoff_hz is None and not self.gaps and not self.holes
+
+    @property
+    def hole_stop_hz(self) -> float | None:
+        """The top of the band whose holes are regenerated: the detected band limit or the cutoff,
+        whichever is lower (None: the whole band)."""
+        tops = [f for f in (self.hole_top_hz, self.cutoff_hz) if f is not None]
+        return min(tops) if tops else None
 
     def describe(self) -> str:
         """The lines the CLI prints before the work: the input, then what was found and will be done."""
@@ -95,6 +111,20 @@ def parse_cutoff(value) -> float | str | None:
     if not math.isfinite(hz) or hz <= 0:
         raise A2SBError(f"cutoff must be a positive frequency in Hz, got {value}")
     return hz
+
+
+def parse_holes(value) -> bool | str:
+    """"auto" -> "auto"; None/False/"off"/"none" -> False; True/"on" -> True (repair whatever is found)."""
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    text = str(value).strip().lower()
+    if text in ("off", "none", ""):
+        return False
+    if text in ("auto", "on"):
+        return text if text == "auto" else True
+    raise A2SBError(f"holes must be 'auto' or 'off', got '{value}'")
 
 
 def parse_gaps(value) -> list[tuple[float, float]] | str | None:
@@ -173,27 +203,68 @@ def check_plan(plan: Plan) -> Plan:
 
     cutoff = check_cutoff(plan.cutoff_hz, plan.sample_rate, plan.name)
     gaps = check_gaps(plan.gaps, plan.duration, plan.name)
-    return dataclasses.replace(plan, cutoff_hz=cutoff, gaps=gaps)
+    holes = parse_holes(plan.holes)
+    if holes == "auto":
+        raise A2SBError("a plan's holes must be True or False, not 'auto'")
+    return dataclasses.replace(plan, cutoff_hz=cutoff, gaps=gaps, holes=holes)
 
 
 def damage_findings(cutoff: float | None, gaps: list[tuple[float, float]], cutoff_auto: bool,
-                    gaps_auto: bool, note: str = "") -> list[str]:
+                    gaps_auto: bool, note: str = "", *, codec: str = "", holes: bool = False,
+                    hole_share: float | None = None, holes_auto: bool = True,
+                    hole_top: float | None = None) -> list[str]:
     """The plan's lines on what will be regenerated, in words. `note` is the detector's description of
     the band limit it found (detect.CutoffEstimate.note, e.g. "brick-wall lowpass at 16.0 kHz (MP3-like)",
-    "gentle roll-off from about 9.8 kHz: pass --cutoff"), used when the cutoff was detected."""
+    "gentle roll-off from about 9.8 kHz: pass --cutoff"), used when the cutoff was detected. `codec`
+    names a lossy codec ("MP3, 128 kbit/s"; "" for none), `hole_share` the measured share of codec holes
+    (None: not measured) below `hole_top` Hz (None: the whole band), `holes` whether they are
+    regenerated, `holes_auto` whether that was decided by the analysis (else given)."""
     lines = []
+    head = f"lossy codec ({codec}): " if codec else ""
+    band = None  # the cutoff line's band limit, in words
     if cutoff is not None:
-        said = note if cutoff_auto and note else f"lowpass at {cutoff / 1000:.1f} kHz"
-        lines.append(said + ("" if cutoff_auto else " (given)") + ": the band above it is regenerated")
+        band = note if cutoff_auto and note else f"lowpass at {cutoff / 1000:.1f} kHz"
+        band += "" if cutoff_auto else " (given)"
     elif cutoff_auto:
-        lines.append(note or "full band")
+        band = note or "full band"
+    # the codec holes, in words (where = the band they were looked for in)
+    if band is not None and (cutoff is not None or hole_top is not None):
+        where = " of the band below it"
+    elif hole_top is not None:
+        where = f" of the band below {hole_top / 1000:.1f} kHz"
+    else:
+        where = " of the band"
+    given = "" if holes_auto else " (given)"
+    if hole_share is not None:
+        found = f"holes in {100 * hole_share:.1f} %{where}"
+    elif holes:
+        found = "holes"
+    else:
+        found = "holes" if codec and not holes_auto else ""
+    if band is not None and cutoff is not None:
+        if holes:
+            lines.append(f"{head}{band}; {found}{given}: the band above and the holes are regenerated")
+        elif found:
+            lines.append(f"{head}{band}: the band above it is regenerated; {found}"
+                         + (": " if hole_share is not None else " ") + f"left as they are{given}")
+        else:
+            lines.append(f"{head}{band}: the band above it is regenerated")
+    else:
+        parts = [band] if band is not None else []
+        if found:
+            parts.append(f"{found}{given}: regenerated" if holes else
+                         f"{found}{': ' if hole_share is not None else ' '}left as they are{given}")
+        if parts:
+            lines.append(head + "; ".join(parts))
+        elif head:
+            lines.append(head.rstrip(": "))
     if gaps:
         word = "dropout" if gaps_auto else "gap"
         lines.append(f"{len(gaps)} {word}{'s' if len(gaps) > 1 else ''} at {format_gaps(gaps)}"
                      + ("" if gaps_auto else " (given)") + ": filled")
     elif gaps_auto:
         lines.append("no dropouts")
-    if cutoff is None and not gaps:
+    if cutoff is None and not gaps and not holes:
         lines.append("nothing to restore")
     return lines
 

@@ -11,7 +11,10 @@ What is restored
 - Inpainting (gaps): every frame whose STFT window reaches into a gap is generated (`a2sb.masks`). When
   only gaps are restored, the input is copied through and the model's waveform spliced into the gaps;
   only the windows touching a gap are run.
-- Both at once: the union of the two masks; the whole output is the model's.
+- Codec repair (a lossy decode, `Plan.holes`): the cells its encoder left empty below its band limit
+  (`a2sb.holes`, found in the input's own spectrum) are generated with the band above; every other
+  cell comes from the input.
+- Together: the union of the masks; with a band or holes the whole output is the model's.
 
 The model works at 44.1 kHz; the output has the input's rate (44.1 kHz when a band above the input's
 own Nyquist frequency is regenerated), length and channels. Files are read and written piece by piece,
@@ -48,7 +51,7 @@ from .audio import (
 )
 from .errors import A2SBError
 from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level
-from .masks import PictureMask
+from .masks import MIN_WORK_SAMPLES, HoleCells, PictureMask
 from .model import BAND_LEVELS
 from .output import (
     EXTENSIONS,
@@ -105,6 +108,13 @@ class Report:
         done = []
         if self.plan.cutoff_hz is not None:
             done.append(f"the band above {self.plan.cutoff_hz / 1000:.1f} kHz")
+        if self.plan.holes:
+            share = "" if self.plan.hole_share is None else f"{100 * self.plan.hole_share:.1f} % of "
+            below = self.plan.hole_stop_hz
+            where = "it" if self.plan.cutoff_hz is not None and below == self.plan.cutoff_hz else (
+                "the band" if below is None else f"{below / 1000:.1f} kHz")
+            done.append(f"{share}the cells below {where} (codec holes)" if below is not None or share else
+                        "the codec holes")
         if self.plan.gaps:
             done.append(f"{len(self.plan.gaps)} gap{'s' if len(self.plan.gaps) > 1 else ''}")
         what = f"regenerated {' and '.join(done)}" if done else "nothing regenerated (a copy)"
@@ -230,11 +240,11 @@ class Restorer:
 
     # ---------------------------------------------------------------------------------- planning
 
-    def analyse(self, input, cutoff="auto", gaps="auto") -> Plan:
+    def analyse(self, input, cutoff="auto", gaps="auto", holes="auto") -> Plan:
         """Read and analyse a file (no model needed): what is damaged and what will be restored.
         `cutoff`: "auto", None/"off" or Hz; `gaps`: "auto", None/"off", [(start_s, end_s)] or
-        "0:12.0-0:12.3,...". """
-        return plan_file(str(input), cutoff, gaps, self.downmix)
+        "0:12.0-0:12.3,..."; `holes` (codec holes of a lossy decode): "auto", None/"off" or True. """
+        return plan_file(str(input), cutoff, gaps, self.downmix, holes)
 
     def default_output_path(self, input, format: str | None = None, out_dir=None) -> Path:
         """NAME.restored.EXT beside the input (or in `out_dir`): EXT the input's, or the format's (lossy
@@ -263,19 +273,19 @@ class Restorer:
     # -------------------------------------------------------------------------------- restoring
 
     def restore_file(self, input, output=None, *, plan: Plan | None = None, cutoff="auto", gaps="auto",
-                     format: str | None = None, overwrite: bool = False, progress: Progress | None = None,
+                     holes="auto", format: str | None = None, overwrite: bool = False, progress: Progress | None = None,
                      cancel: threading.Event | None = None, plot: bool = False) -> Report:
         """Restore a file to `output` (default: `default_output_path`), written atomically in the input's
         rate, container and sample format (see `a2sb.output.output_format`; `format` "flac", "wav" or
-        "aiff" chooses), with its tags. `plan` (from `analyse`, perhaps edited) or `cutoff`/`gaps` say what
-        to restore. `progress(done, total)` is called as the work goes; setting `cancel` stops it
+        "aiff" chooses), with its tags. `plan` (from `analyse`, perhaps edited) or `cutoff`/`gaps`/`holes`
+        say what to restore. `progress(done, total)` is called as the work goes; setting `cancel` stops it
         (raising Cancelled, nothing written). `plot` also writes a PNG of both spectrograms."""
         begin = time.perf_counter()
         path = str(input)
         output = self.default_output_path(path, format) if output is None else Path(output)
         self.check_output(path, output, overwrite, format)
         if plan is None:  # a caller that passes a plan has its warnings; else they are given here
-            plan = self.analyse(path, cutoff, gaps)
+            plan = self.analyse(path, cutoff, gaps, holes)
             for message in plan.warnings:
                 self._warn(message)
         else:
@@ -320,7 +330,7 @@ class Restorer:
             save_comparison(output.with_suffix(".png"), path, output, cutoff=plan.cutoff_hz, gaps=plan.gaps)
         return report
 
-    def restore_audio(self, audio, rate: int, *, cutoff="auto", gaps="auto", plan: Plan | None = None,
+    def restore_audio(self, audio, rate: int, *, cutoff="auto", gaps="auto", holes="auto", plan: Plan | None = None,
                       progress: Progress | None = None, cancel: threading.Event | None = None):
         """Restore an array shaped like soundfile's: (samples,) or (samples, channels) at `rate`. Returns
         (restored audio shaped like the input, rate): the input's rate, or 44.1 kHz when a band above the
@@ -328,7 +338,7 @@ class Restorer:
         mono = np.ndim(audio) == 1
         x, rate = _as_channels(audio, rate, self.downmix)
         if plan is None:
-            plan = plan_array(x, rate, cutoff, gaps)
+            plan = plan_array(x, rate, cutoff, gaps, holes)
         for message in plan.warnings:
             self._warn(message)
         out, out_rate, _, _ = self.restore_array(x, rate, check_plan(plan), progress, cancel)
@@ -374,9 +384,8 @@ class Restorer:
         """Restore `wave` (44.1 kHz reader) according to `plan`, writing (channels, n) chunks at `out_rate`
         (`out_length` samples in all) to `write`. `native` reads the input at `out_rate` (used where input
         samples are copied through)."""
-        mask = PictureMask(wave.length, plan.cutoff_hz, plan.gaps)
         channels = wave.channels
-        if mask.mode == "none":
+        if plan.nothing_to_do():
             for start in range(0, out_length, 1 << 18):
                 write(native.read(start, min(out_length, start + (1 << 18))))
             return
@@ -390,7 +399,10 @@ class Restorer:
                 data = np.pad(data, ((0, 0), (0, stop - start - data.shape[1])))
             return mid_side(data) if midside else data  # the model restores mid and side
 
-        picture = WaveformPicture(read_work, mask.work_length)
+        picture = WaveformPicture(read_work, max(wave.length, MIN_WORK_SAMPLES))
+        # codec holes: found in the spectrum of what the model restores (mid and side: the same cells)
+        holes = HoleCells(picture.spectrum, picture.frames, plan.hole_stop_hz) if plan.holes else None
+        mask = PictureMask(wave.length, plan.cutoff_hz, plan.gaps, holes)
         fill = PositionalNoise(opts.seed, N_ROWS, 3)
         prior = model.prior
         estimate = PictureEstimate(picture.spectrum, mask.frames, mask.cutoff, mask.gap_frames, prior) \
@@ -398,7 +410,7 @@ class Restorer:
         # the level reference of bandwidth extension: the band replication estimate (the dsp prior's own, or
         # one made for this purpose for noise-prior models such as the published checkpoints)
         reference = None
-        if mask.mode == "bwe" and opts.band_level != "off":
+        if mask.cutoff is not None and opts.band_level != "off":
             reference = estimate if estimate is not None else PictureEstimate(
                 picture.spectrum, mask.frames, mask.cutoff, mask.gap_frames, Prior("dsp", stereo_mix=0.0))
         # the dsp prior's estimate of a block, kept until the block is finished when it is also the level
@@ -446,7 +458,7 @@ class Restorer:
                                batch_size=opts.batch_size, items=opts.items, masked_frames=masked,
                                device=model.device, progress=advance)
         with torch.inference_mode():
-            if mask.mode == "bwe":
+            if mask.mode == "whole":
                 if reference is not None:
                     bounds = BAND_LEVEL_DB if opts.band_level == "match" else (BAND_LEVEL_DB[0], 0.0)
                     table = model.band_level_offsets
@@ -581,9 +593,9 @@ def _available_ram() -> int:
 
 def restore(input, output=None, **options):
     """One call: restore a file with a `Restorer(**options)` (the options of Restorer and of its
-    `restore_file`: cutoff, gaps, format, overwrite, plot). With `output`, writes it and returns the
+    `restore_file`: cutoff, gaps, holes, format, overwrite, plot). With `output`, writes it and returns the
     Report; without, returns (audio shaped like soundfile's (samples, channels), rate)."""
-    names = ("cutoff", "gaps", "format", "overwrite", "plot", "progress", "cancel")
+    names = ("cutoff", "gaps", "holes", "format", "overwrite", "plot", "progress", "cancel")
     call = {k: options.pop(k) for k in names if k in options}
     restorer = Restorer(**options)
     if output is not None:
@@ -591,7 +603,7 @@ def restore(input, output=None, **options):
     for name in ("format", "overwrite", "plot"):
         if name in call:
             raise A2SBError(f"'{name}' applies only when restoring to an output file")
-    plan = restorer.analyse(input, call.get("cutoff", "auto"), call.get("gaps", "auto"))
+    plan = restorer.analyse(input, call.get("cutoff", "auto"), call.get("gaps", "auto"), call.get("holes", "auto"))
     audio, rate = _read_for_plan(str(input), restorer.downmix)
     return restorer.restore_audio(audio.T, rate, plan=plan, progress=call.get("progress"), cancel=call.get("cancel"))
 

@@ -218,11 +218,12 @@ class AppCore:
         return uploads
 
     def restore(self, upload: Upload, *, cutoff_on: bool, cutoff_hz, gaps, quality: str, model: str,
-                seed: int = 0, progress=None) -> Result:
+                seed: int = 0, progress=None, holes: bool | None = None) -> Result:
         """Restore one upload (one job at a time; others wait). The detected plan is used as it is when the
         user kept it (the CLI's defaults: the same output); an edited one is planned as
         `a2sb restore --cutoff HZ|off --gaps LIST|off` would plan it. `gaps`: (start, end) pairs or the text
-        of the gap box."""
+        of the gap box; `holes` (codec holes): None keeps the plan's choice, False turns the repair off,
+        True repairs whatever holes are found."""
         if upload.plan is None:
             raise A2SBError(upload.error or f"{upload.name} was not analysed")
         cutoff = parse_cutoff(cutoff_hz) if cutoff_on else None
@@ -230,8 +231,12 @@ class AppCore:
             raise A2SBError(f"cutoff must be a frequency in Hz, got '{cutoff_hz or ''}'")
         gaps = parse_gap_list(gaps) if isinstance(gaps, str) or gaps is None else [tuple(map(float, g)) for g in gaps]
         plan = upload.plan
+        holes = plan.holes if holes is None else bool(holes)
         if cutoff != plan.cutoff_hz or gaps != list(plan.gaps):
-            plan = self._planner.analyse(upload.path, cutoff=cutoff, gaps=gaps or None)
+            plan = self._planner.analyse(upload.path, cutoff=cutoff, gaps=gaps or None,
+                                         holes="auto" if holes == plan.holes else holes)
+        elif holes != plan.holes:
+            plan = self._planner.analyse(upload.path, holes=holes)
         with self._job:
             restorer = self.restorer(model, quality, seed)
             self.cancel.clear()

@@ -16,11 +16,13 @@ QUALITY_HELP = "fast: half the network calls; best: twice as many (slower)"
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "restore", help="restore music files: regenerate a lost high band, fill dropouts", formatter_class=_Help,
-        description="Restore music: regenerate the band a lowpass filter (or a lossy encoder) removed and fill\n"
-                    "dropouts. By default both are detected; what was found is printed before the work and\n"
-                    "what was done after it. The output has the input's rate, format and tags, and never\n"
-                    "clips (a loud result is lowered and the gain reported).",
+        "restore", help="restore music files: regenerate a lost high band and codec holes, fill dropouts",
+        formatter_class=_Help,
+        description="Restore music: regenerate the band a lowpass filter (or a lossy encoder) removed and the\n"
+                    "holes a lossy encoder left below it, and fill dropouts. By default all are detected; what\n"
+                    "was found is printed before the work and what was done after it. The output has the\n"
+                    "input's rate, format and tags, and never clips (a loud result is lowered and the gain\n"
+                    "reported).",
         epilog="examples:\n"
                "  a2sb restore song.mp3                      # writes song.restored.flac\n"
                "  a2sb restore old.wav --cutoff 4000 --plot\n"
@@ -34,6 +36,9 @@ def add_parser(sub) -> None:
     what.add_argument("--gaps", default="auto", metavar="TIMES",
                       help="dropouts to fill, e.g. '12.0-12.4,1:04.5-1:04.8' (seconds or minutes:seconds); "
                            "'auto' detects them, 'off' fills none")
+    what.add_argument("--holes", choices=("auto", "off"), default="auto",
+                      help="codec holes (cells a lossy encoder left empty below its cutoff): 'auto' regenerates "
+                           "them in a lossy decode where they are at least 3 %% of the band")
     what.add_argument("--dry-run", action="store_true", help="only print what would be restored")
     out = p.add_argument_group("output")
     where = out.add_mutually_exclusive_group()
@@ -63,9 +68,10 @@ def add_parser(sub) -> None:
                           "output, another seed another plausible one")
     p.set_defaults(func=_restore_command)
 
-    p = sub.add_parser("info", help="duration, rate, channels, detected cutoff and dropouts of an audio file")
-    p.add_argument("file", metavar="FILE")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p = sub.add_parser("info", help="what `a2sb restore` would find and do (no model needed)",
+                       description="Print the plan `a2sb restore --dry-run` prints, without loading a model.")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print one JSON object per file")
     p.set_defaults(func=_info_command)
 
 
@@ -211,7 +217,7 @@ def _check(restorer, path: Path, output: Path, args) -> None:
 
 
 def _restore_one(restorer, path: Path, output: Path, args) -> None:
-    plan = restorer.analyse(path, args.cutoff, args.gaps)
+    plan = restorer.analyse(path, args.cutoff, args.gaps, args.holes)
     _print(plan.describe())
     for message in plan.warnings:
         _warning(message)
@@ -266,14 +272,25 @@ def _info_command(args) -> int:
 
     from ..analysis import plan_file
 
-    plan = plan_file(args.file, "auto", "auto", downmix=True)
-    if args.json:
-        print(json.dumps({"duration": round(plan.duration, 6), "sample_rate": plan.sample_rate,
-                          "channels": plan.channels,
-                          "cutoff_hz": None if plan.cutoff_hz is None else round(float(plan.cutoff_hz), 1),
-                          "gaps": [[round(s, 4), round(e, 4)] for s, e in plan.gaps]}))
-        return 0
-    print(plan.describe())
-    for message in plan.warnings:
-        _warning(message)
-    return 0
+    failed = 0
+    for path in args.files:
+        try:
+            plan = plan_file(path, "auto", "auto", downmix=True)
+        except A2SBError as err:
+            if len(args.files) == 1:
+                raise
+            failed += 1
+            _print(f"a2sb: error: {err}", err=True)
+            continue
+        if args.json:
+            print(json.dumps({"duration": round(plan.duration, 6), "sample_rate": plan.sample_rate,
+                              "channels": plan.channels,
+                              "cutoff_hz": None if plan.cutoff_hz is None else round(float(plan.cutoff_hz), 1),
+                              "gaps": [[round(s, 4), round(e, 4)] for s, e in plan.gaps],
+                              "codec": plan.codec or None, "holes": plan.holes,
+                              "hole_share": None if plan.hole_share is None else round(plan.hole_share, 4)}))
+            continue
+        print(plan.describe())
+        for message in plan.warnings:
+            _warning(message)
+    return 2 if failed else 0
