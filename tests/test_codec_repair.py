@@ -31,10 +31,7 @@ FAST = dict(steps=3, window=32, hop=16, batch_size=8)
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    """4 s of the example as FLAC, as an MP3 (LAME at ~80 kbit/s), and the MP3's decode as a WAV.
-
-    (Compression level 0.9, ~56 kbit/s, gives an MP3 whose header libsndfile reads as 2000 samples longer
-    than what it decodes; such a file is refused as truncated, so 0.85 is used here.)"""
+    """4 s of the example as FLAC, as an MP3 (LAME at ~80 kbit/s), and the MP3's decode as a WAV."""
     folder = tmp_path_factory.mktemp("codec")
     x, _ = sf.read(EXAMPLE, dtype="float32", frames=4 * SR)
     flac, mp3, wav = folder / "song.flac", folder / "song.mp3", folder / "decoded.wav"
@@ -193,3 +190,21 @@ def test_cli_dry_run_info_and_holes_off(files, capsys, tmp_path):
     assert code == 2 and out == "" and len(err.strip().splitlines()) == 1 and err.startswith("a2sb: error:")
     code, _, err = run(capsys, "info", files["flac"], bad)
     assert code == 2 and "a2sb: error:" in err
+
+
+def test_a_low_bitrate_mp3_whose_header_overstates_its_length_is_restored(tmp_path):
+    # LAME at ~56 kbit/s through libsndfile: the header says 2 082 samples more than decode (it was refused
+    # as "truncated"); the decoded count is the file's length everywhere.
+    x, _ = sf.read(EXAMPLE, dtype="float32")
+    mp3 = tmp_path / "low.mp3"
+    sf.write(mp3, x, SR, format="MP3", subtype="MPEG_LAYER_III", compression_level=0.9, bitrate_mode="CONSTANT")
+    decoded, _ = sf.read(mp3, dtype="float32")
+    assert sf.info(str(mp3)).frames > len(decoded)  # the libsndfile behaviour this guards against
+    from a2sb.audio import audio_info
+
+    assert audio_info(mp3).frames == len(decoded)
+    plan = analysis.plan_file(str(mp3))
+    assert plan.frames == len(decoded) and plan.codec.startswith("MP3") and plan.cutoff_hz is not None
+    out = tmp_path / "low.restored.flac"
+    Restorer(ToyModel(), **FAST).restore_file(mp3, out, holes="off")
+    assert sf.info(str(out)).frames == len(decoded)
