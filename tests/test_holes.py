@@ -16,7 +16,8 @@ def _noise(seconds=3.0, seed=0, level=0.1):
 def test_zeroed_blocks_in_noise_are_found_and_nothing_else():
     spec = stft(_noise())
     holes_truth = torch.zeros(N_ROWS, spec.shape[-1], dtype=torch.bool)
-    blocks = [(row_of_frequency(3000), 8, 40, 3), (row_of_frequency(9000), 16, 90, 4), (row_of_frequency(12000), 6, 150, 2)]
+    blocks = [(row_of_frequency(3000), 8, 40, 3), (row_of_frequency(9000), 16, 90, 4),
+              (row_of_frequency(12000), 6, 150, 2)]
     for row, rows, frame, frames in blocks:
         holes_truth[row:row + rows, frame:frame + frames] = True
     damaged = spec.clone()
