@@ -17,17 +17,24 @@ from .degrade import insert_gaps, lowpass, periodic_gaps
 from .errors import A2SBError
 from .metrics import compute_metrics
 
-# Column order of the tables; "higher is better" for the dB scores and SSIM, lower for the distances.
-# bias_db is followed by its per-octave values bias_db_oct1, bias_db_oct2, ... (as many as the cutoff leaves).
-METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "gap_lsd", "gap_lsd_16k", "gap_snr", "bias_db", "coherence",
-                "coherence_ref", "coherence_diff", "sispec", "log_sispec", "si_sdr", "mrstft", "ssim"]
+# Column order of the tables; "higher is better" for the dB scores, SSIM and onset_corr, lower for the distances.
+# Each key of OCTAVE_COLUMNS is followed by its per-octave values (as many as the cutoff leaves): lsd_high by
+# lsd_oct1, lsd_oct2, ..., bias_db by bias_db_oct1, ..., bias_ne_db by bias_ne_db_oct1, ...
+METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "lsd_below", "hole_share", "hole_lsd", "gap_lsd", "gap_lsd_16k",
+                "gap_snr", "bias_db", "bias_ne_db", "onset_corr", "coherence", "coherence_ref", "coherence_diff",
+                "sispec", "log_sispec", "si_sdr", "mrstft", "ssim"]
+OCTAVE_COLUMNS = {"lsd_high": "lsd_oct", "bias_db": "bias_db_oct", "bias_ne_db": "bias_ne_db_oct"}
+BAND_METRICS = ["lsd", "lsd_high", "lsd_16k", "bias_db", "bias_ne_db", "onset_corr", "coherence", "coherence_ref",
+                "coherence_diff"]
 BENCH_METRICS = {
-    "bwe": ["lsd", "lsd_high", "lsd_16k", "bias_db", "coherence", "coherence_ref", "coherence_diff", "sispec",
-            "log_sispec", "si_sdr", "mrstft"],
+    "bwe": [*BAND_METRICS, "sispec", "log_sispec", "si_sdr", "mrstft"],
     "inpaint": ["gap_lsd", "gap_lsd_16k", "gap_snr", "lsd", "sispec", "log_sispec"],
+    "codec": [*BAND_METRICS[:3], "lsd_below", "hole_share", "hole_lsd", *BAND_METRICS[3:], "sispec", "si_sdr"],
 }
-PAIRED_METRICS = {"bwe": ["lsd", "lsd_high", "lsd_16k"], "inpaint": ["gap_lsd", "gap_lsd_16k"]}  # lower is better
-BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,similarity,a2sb"}
+PAIRED_METRICS = {"bwe": ["lsd", "lsd_high", "lsd_16k"], "inpaint": ["gap_lsd", "gap_lsd_16k"],
+                  "codec": ["lsd", "lsd_high", "lsd_16k", "lsd_below"]}  # lower is better
+BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,similarity,a2sb",
+                         "codec": "decode,sbr,a2sb"}
 OURS = ("a2sb", "a2sb-raw")  # every other bench method is a baseline
 ALL_GROUPS = "all"  # the summary key over every file, beside the per-group ones
 MAX_BENCH_LENGTH_DIFFERENCE_S = 0.1
@@ -42,13 +49,19 @@ def _is_audio(path: Path) -> bool:
 
 
 def ordered_metrics(available, wanted=METRIC_ORDER) -> list[str]:
-    """The keys of `wanted` found in `available`, each bias_db followed by its per-octave values."""
-    octaves = sorted((k for k in available if k.startswith("bias_db_oct")), key=lambda k: int(k[len("bias_db_oct"):]))
+    """The keys of `wanted` found in `available`, each key of OCTAVE_COLUMNS followed by its per-octave values."""
     columns = []
     for key in wanted:
         if key in available:
-            columns += [key, *octaves] if key == "bias_db" else [key]
+            prefix = OCTAVE_COLUMNS.get(key)
+            octaves = [k for k in available if prefix and k.startswith(prefix) and k[len(prefix):].isdigit()]
+            columns += [key, *sorted(octaves, key=lambda k: int(k[len(prefix):]))]
     return columns
+
+
+def _all_keys(records: list[dict]) -> dict:
+    """The keys of every record, in first-seen order (codec files have different octave counts)."""
+    return dict.fromkeys(key for record in records for key in record)
 
 
 def match_pairs(reference: str, restored: str) -> list[tuple[Path, Path]]:
@@ -95,11 +108,12 @@ def evaluate_command(args) -> int:
         except A2SBError as err:
             raise A2SBError(f"{ref_path.name}: {err}") from None
         rows.append({"reference": str(ref_path), "restored": str(est_path), **scores})
-    columns = ordered_metrics(rows[0])
+    columns = ordered_metrics(_all_keys(rows))
     table = [["file", *columns]]
-    table += [[Path(row["restored"]).name, *(_number(row[key]) for key in columns)] for row in rows]
+    table += [[Path(row["restored"]).name, *(_number(row.get(key, math.nan)) for key in columns)] for row in rows]
     if len(rows) > 1:
-        table.append(["**mean**", *(_number(float(np.mean([row[key] for row in rows]))) for key in columns)])
+        means = [float(np.mean([row.get(key, math.nan) for row in rows])) for key in columns]
+        table.append(["**mean**", *(_number(value) for value in means)])
     print(markdown_table(table))
     if args.json:
         write_json(args.json, rows)
@@ -249,7 +263,7 @@ def summarise(records: list[dict], metrics: list[str]) -> dict:
         rows = [r for r in records if r["method"] == method]
         entry = {}
         for key in metrics:
-            mean, low, high = mean_interval([r[key] for r in rows])
+            mean, low, high = mean_interval([r.get(key, math.nan) for r in rows])
             entry[key] = {"mean": mean, "low": low, "high": high, "n": len(rows)}
         entry["compute_per_audio_s"] = sum(r["compute_s"] for r in rows) / sum(r["seconds"] for r in rows)
         summary[method] = entry
@@ -284,7 +298,7 @@ def paired_against_best_baseline(records: list[dict], task: str, method: str = "
     if method not in methods or not baselines_run:
         return None
     main = PAIRED_METRICS[task][0]
-    means = {m: mean_interval([r[main] for r in records if r["method"] == m])[0] for m in baselines_run}
+    means = {m: mean_interval([r.get(main, math.nan) for r in records if r["method"] == m])[0] for m in baselines_run}
     best = min(baselines_run, key=lambda m: means[m] if np.isfinite(means[m]) else math.inf)
     return {"method": method, "baseline": best,
             **{key: paired_difference(records, method, best, key) for key in PAIRED_METRICS[task]}}
@@ -327,7 +341,7 @@ def bench_quality_command(args) -> int:
     settings.update(model=args.model, steps=args.steps, sampler=args.sampler, stereo=args.stereo,
                     directory=str(directory))
     result = bench_result(settings, records)
-    metrics = ordered_metrics(records[0], BENCH_METRICS[args.task])
+    metrics = ordered_metrics(_all_keys(records), BENCH_METRICS[args.task])
     grouped = "groups" in result
     groups = {**result.get("groups", {}), ALL_GROUPS: result["summary"]}
     paired = result.get("paired", {})
@@ -354,7 +368,7 @@ def bench_result(settings: dict, records: list[dict]) -> dict:
     """The bench's JSON result: settings, per-file records, the summary over all files, per group (when the
     files are in sub-folders) and the paired differences against the best baseline."""
     task = settings["task"]
-    groups = summarise_groups(records, ordered_metrics(records[0], BENCH_METRICS[task]))
+    groups = summarise_groups(records, ordered_metrics(_all_keys(records), BENCH_METRICS[task]))
     grouped = any(r["group"] for r in records)
     result = {"settings": settings, "summary": groups[ALL_GROUPS], "files": records}
     if grouped:
