@@ -30,8 +30,9 @@ POWER_FLOOR = 1e-20  # keeps the log of an empty estimated band finite (≈ -100
 # A reference cell (frame, bin) counts as empty when its power is more than EMPTY_BELOW_DB under the loudest
 # cell of the same octave band in that channel (or digitally silent): bias_ne_db scores only the other cells.
 EMPTY_BELOW_DB = 60.0
-# Onset envelope: log power floored this far below the reference's loudest cell above the cutoff.
-ONSET_FLOOR_DB = 80.0
+# Onset envelope: log power floored this far below the reference's mean power in the same bin, so that what is
+# far below the reference's level there (a lowpass filter's residue) has no onsets.
+ONSET_FLOOR_DB = 40.0
 HOLE_DB = 15.0  # a codec hole: a cell below the cutoff where the decode is at least this far below the reference
 
 
@@ -230,7 +231,7 @@ def _octave_lsd(R: np.ndarray, E: np.ndarray, cutoff_hz: float, n_fft: int, samp
                                                                                               sample_rate)]
 
 
-def _onset_envelope(S: np.ndarray, floor: float) -> np.ndarray:
+def _onset_envelope(S: np.ndarray, floor: np.ndarray) -> np.ndarray:
     """Positive spectral flux of 10·log10(S² + floor), summed over the bins of S, per frame (frame 0: 0)."""
     log_power = 10 * np.log10(S**2 + floor)
     flux = np.maximum(np.diff(log_power, axis=0), 0.0).sum(axis=1)
@@ -241,7 +242,7 @@ def _onset_corr(R: np.ndarray, E: np.ndarray, bins: slice) -> float:
     """Pearson correlation of the onset envelopes of R and E over `bins` (NaN if the reference's is flat,
     0 if only the estimate's is)."""
     high_r, high_e = R[:, bins], E[:, bins]
-    floor = max(float(np.max(high_r, initial=0.0)) ** 2 * 10 ** (-ONSET_FLOOR_DB / 10), POWER_FLOOR)
+    floor = np.maximum(np.mean(high_r**2, axis=0) * 10 ** (-ONSET_FLOOR_DB / 10), POWER_FLOOR)  # per bin
     env_r, env_e = _onset_envelope(high_r, floor), _onset_envelope(high_e, floor)
     if len(env_r) < 3 or np.ptp(env_r) == 0:
         return float("nan")
@@ -490,8 +491,9 @@ def onset_correlation(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RAT
 
     The onset envelope of a signal is, per frame of the metric STFT, the positive spectral flux
     Σ_b max(0, L[t, b] − L[t−1, b]) over the bins b strictly above the cutoff, with the log power
-    L = 10·log10(|X|² + floor) and floor ONSET_FLOOR_DB (80 dB) below the reference's loudest cell there
-    (the same floor for both signals). Returns the Pearson correlation of the reference's and the
+    L = 10·log10(|X|² + floor) and a floor per bin ONSET_FLOOR_DB (40 dB) below the reference's mean power
+    in that bin (the same floor for both signals: what lies far under the reference's level, such as a
+    lowpass filter's residue, has no onsets). Returns the Pearson correlation of the reference's and the
     estimate's envelopes: 1 for the same onsets, about 0 for unrelated ones; 0 when the estimate's
     envelope is flat (no onsets at all), NaN when the reference's is.
     """
