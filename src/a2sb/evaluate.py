@@ -131,14 +131,8 @@ def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, step
                  level_match=True, stereo=None, band_level=None):
     """Restore a (channels, samples) array with a2sb's Restorer (seed 0) as `a2sb restore` would, without
     the peak-safe gain (the scores compare levels); back at `sample_rate`."""
-    from .restorer import Restorer
-
-    options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo, "band_level": band_level}
-    options = {k: v for k, v in options.items() if v is not None}
-    key = (tuple(sorted(options.items())), level_match)
-    if key not in _RESTORERS:
-        _RESTORERS[key] = Restorer(seed=0, batch_size=16, level_match=level_match, peak_safety=False, **options)
-    restored, rate = _RESTORERS[key].restore_audio(np.asarray(audio, np.float32).T, sample_rate, cutoff=cutoff_hz,
+    restorer = _restorer(model, steps, sampler, stereo, band_level, level_match)
+    restored, rate = restorer.restore_audio(np.asarray(audio, np.float32).T, sample_rate, cutoff=cutoff_hz,
                                                     gaps=gaps)
     restored = np.ascontiguousarray(restored.T, dtype=np.float32)
     if rate != sample_rate:
@@ -146,7 +140,21 @@ def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, step
     return restored
 
 
+def _restorer(model=None, steps=None, sampler=None, stereo=None, band_level=None, level_match=True):
+    """The bench's Restorer for these options (seed 0, no peak-safe gain), one per set of options."""
+    from .restorer import Restorer
+
+    options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo, "band_level": band_level}
+    options = {k: v for k, v in options.items() if v is not None}
+    key = (tuple(sorted(options.items())), level_match)
+    if key not in _RESTORERS:
+        _RESTORERS[key] = Restorer(seed=0, batch_size=16, level_match=level_match, peak_safety=False, **options)
+    return _RESTORERS[key]
+
+
 def _bench_methods(task: str, names: str | None, args) -> dict:
+    if task == "codec":
+        return _codec_methods(names, args)
     available = dict(baselines.BWE_METHODS if task == "bwe" else baselines.INPAINT_METHODS)
 
     def a2sb(audio, sample_rate, cutoff_hz=None, gaps=None):
@@ -242,6 +250,94 @@ def run_quality_benchmark(
     return records
 
 
+# --------------------------------------------------------------------------------------------------
+# The codec task: encode, decode, restore the decode, score against the clean file
+
+
+def _codec_methods(names: str | None, args) -> dict:
+    """Codec methods: each takes (the decode aligned to the clean file, the detected cutoff or None, the
+    encoded file, the clean file) and returns the restoration at 44.1 kHz."""
+
+    def decode(decoded, cutoff_hz, encoded, clean):
+        return decoded
+
+    def sbr(decoded, cutoff_hz, encoded, clean):  # nothing to extend when the decode is full band
+        return decoded if cutoff_hz is None else baselines.bwe_sbr(decoded, SAMPLE_RATE, cutoff_hz)
+
+    def a2sb(decoded, cutoff_hz, encoded, clean):
+        return restore_a2sb_file(encoded, clean, model=args.model, steps=args.steps, sampler=args.sampler,
+                                 stereo=args.stereo)
+
+    available = {"decode": decode, "sbr": sbr, "a2sb": a2sb}
+    chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS["codec"]).split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in available]
+    if unknown or not chosen:
+        raise A2SBError(
+            f"unknown method(s) {', '.join(unknown) or '(none)'} for codec; choose from {', '.join(available)}"
+        )
+    return {name: available[name] for name in dict.fromkeys(chosen)}
+
+
+def restore_a2sb_file(encoded: Path, clean: np.ndarray, model=None, steps=None, sampler=None, stereo=None):
+    """Restore an encoded file with `Restorer.restore_file`, cutoff and gaps found automatically as `a2sb
+    restore FILE` does (seed 0, no peak-safe gain); the output read back at 44.1 kHz and aligned to `clean`."""
+    from .codec import align
+
+    restorer = _restorer(model, steps, sampler, stereo)
+    output = restorer.default_output_path(encoded)
+    try:
+        restorer.restore_file(encoded, output, cutoff="auto", gaps="auto", overwrite=True)
+        restored, _ = read_audio(output, SAMPLE_RATE)
+    finally:
+        output.unlink(missing_ok=True)
+    return align(restored, clean)
+
+
+def run_codec_benchmark(files: list[tuple[Path, str]], methods: dict, codec: str = "mp3", kbps: float = 64.0,
+                        max_seconds: float | None = None, log=print) -> list[dict]:
+    """Encode every (file, group) with `codec` at about `kbps` (`a2sb.codec.encode`), decode it, align the decode
+    to the clean file, find its cutoff (`a2sb.detect.estimate_cutoff`), restore with every method and score:
+    `compute_metrics` above the detected cutoff plus `codec_scores` below it. One record per (file, method),
+    with the codec, the asked and the actual kbit/s, the compression level and the detected cutoff."""
+    import tempfile
+
+    from .codec import align, encode
+    from .detect import estimate_cutoff
+    from .metrics import codec_scores
+
+    sr = SAMPLE_RATE
+    records = []
+    with tempfile.TemporaryDirectory(prefix="a2sb-codec-") as tmp:
+        for path, group in files:
+            label = f"{group}/{path.name}" if group else path.name
+            clean = np.atleast_2d(_read_clean(path, max_seconds))
+            duration = clean.shape[-1] / sr
+            encoded = encode(clean, sr, codec, kbps, Path(tmp) / path.stem)
+            decoded = align(read_audio(encoded.path, sr)[0], clean)
+            estimate = estimate_cutoff(decoded, sr)
+            cutoff = estimate.cutoff if estimate.cutoff is not None and estimate.cutoff < sr / 2 else None
+            info = {"codec": codec, "bitrate_kbps": kbps, "actual_kbps": encoded.kbps, "level": encoded.level,
+                    "cutoff_hz": cutoff, "cutoff_kind": estimate.kind}
+            log(f"{label}: {codec} {encoded.kbps:g} kbit/s (level {encoded.level:g}), detected cutoff "
+                f"{'none' if cutoff is None else f'{cutoff:.0f} Hz'} ({estimate.kind})")
+            for name, method in methods.items():
+                started = time.perf_counter()
+                restored = np.asarray(method(decoded, cutoff, encoded.path, clean), dtype=np.float32)
+                seconds = time.perf_counter() - started
+                difference = abs(restored.shape[-1] - clean.shape[-1]) / sr
+                if difference > MAX_BENCH_LENGTH_DIFFERENCE_S:
+                    raise A2SBError(f"method {name} changed the length of {label} by {difference:.3f} s")
+                n = min(restored.shape[-1], clean.shape[-1])
+                scores = compute_metrics(clean[..., :n], restored[..., :n], cutoff_hz=cutoff)
+                if cutoff is not None:
+                    scores.update(codec_scores(clean[..., :n], decoded[..., :n], restored[..., :n], cutoff))
+                records.append({"file": label, "group": group, "method": name, "seconds": duration,
+                                "compute_s": seconds, **info, **scores})
+                log(f"{label} {name}: " + ", ".join(f"{k} {scores[k]:.3f}" for k in BENCH_METRICS["codec"]
+                                                    if k in scores))
+    return records
+
+
 def mean_interval(values) -> tuple[float, float, float]:
     """Mean and two-sided 95 % Student-t interval; the interval is (nan, nan) for fewer than 2 values."""
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
@@ -330,14 +426,22 @@ def bench_quality_command(args) -> int:
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise A2SBError("--max-seconds must be positive")
     methods = _bench_methods(args.task, args.methods, args)
-    records = run_quality_benchmark(
-        files, args.task, methods, cutoff_hz=args.cutoff, filter_kind=args.filter, order=args.order,
-        gap=args.gap, every=args.every, max_seconds=args.max_seconds,
-        log=lambda text: print(text, file=sys.stderr),
-    )  # fmt: skip
+    log = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    if args.task == "codec":
+        if args.bitrate is None or args.bitrate <= 0:
+            raise A2SBError("--task codec needs a positive --bitrate in kbit/s")
+        records = run_codec_benchmark(files, methods, args.codec, args.bitrate, args.max_seconds, log=log)
+    else:
+        records = run_quality_benchmark(
+            files, args.task, methods, cutoff_hz=args.cutoff, filter_kind=args.filter, order=args.order,
+            gap=args.gap, every=args.every, max_seconds=args.max_seconds, log=log,
+        )  # fmt: skip
     if not records:
         raise A2SBError("no file could be scored (all shorter than one gap period?)")
     settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
+    if args.task == "codec":
+        settings = {"task": "codec", "codec": args.codec, "bitrate_kbps": args.bitrate,
+                    "max_seconds": args.max_seconds}
     settings.update(model=args.model, steps=args.steps, sampler=args.sampler, stereo=args.stereo,
                     directory=str(directory))
     result = bench_result(settings, records)
@@ -348,6 +452,13 @@ def bench_quality_command(args) -> int:
     setting = f"cutoff {args.cutoff:g} Hz, {args.filter} order {args.order}" if args.task == "bwe" else (
         f"{args.gap:g} s gap every {args.every:g} s"
     )  # fmt: skip
+    if args.task == "codec":
+        actual = [r["actual_kbps"] for r in records if r["method"] == records[0]["method"]]
+        cutoffs = [r["cutoff_hz"] for r in records if r["method"] == records[0]["method"]]
+        found = [c for c in cutoffs if c is not None]
+        setting = (f"{args.codec} at {args.bitrate:g} kbit/s asked, {min(actual):g}-{max(actual):g} actual; "
+                   f"detected cutoff {f'{min(found):.0f}-{max(found):.0f} Hz' if found else 'none'} "
+                   f"({len(cutoffs) - len(found)} of {len(cutoffs)} full band)")
     print(f"{args.task}: {setting}; mean ± 95 % t-interval half-width")
     for group, summary in groups.items():
         if grouped or group == ALL_GROUPS:
