@@ -30,7 +30,8 @@ def add_parser(subparsers) -> None:
                                                "matched by file name. Prints a Markdown table.")
     parser.add_argument("reference", metavar="REFERENCE")
     parser.add_argument("restored", metavar="RESTORED")
-    parser.add_argument("--cutoff", type=float, metavar="HZ", help="also report LSD above this frequency")
+    parser.add_argument("--cutoff", type=float, metavar="HZ", help="also score the band above this frequency "
+                        "(LSD, per octave too, level bias, onset correlation, coherence)")
     parser.add_argument("--gaps", metavar="GAPS", help="also score only these gaps, e.g. '1.0-1.3,5.0-5.5'")
     parser.add_argument("--json", metavar="FILE", help="write one JSON object per pair to FILE")
     parser.set_defaults(func=_evaluate)
