@@ -79,6 +79,7 @@ def test_bench_quality_codec_end_to_end(tmp_path, capsys, model_dir):
         assert record["cutoff_hz"] == decode["cutoff_hz"] and record["actual_kbps"] == decode["actual_kbps"]
         assert record["hole_share"] == decode["hole_share"]  # a property of the decode
         assert {"lsd_below", "hole_lsd", "lsd_oct1", "bias_ne_db", "onset_corr", "coherence"} <= record.keys()
+    assert records["a2sb"]["restorer_cutoff_hz"] is not None  # what restore_file found on the .mp3 itself
     # The plain decode is empty above its cutoff; SBR puts something there.
     assert records["sbr"]["lsd_high"] < decode["lsd_high"]
     # SBR keeps everything below 0.9 x the cutoff and only tops up what the decode lacks up to the cutoff.

@@ -256,7 +256,7 @@ def run_quality_benchmark(
 
 def _codec_methods(names: str | None, args) -> dict:
     """Codec methods: each takes (the decode aligned to the clean file, the detected cutoff or None, the
-    encoded file, the clean file) and returns the restoration at 44.1 kHz."""
+    encoded file, the clean file) and returns the restoration at 44.1 kHz, or (it, a dict for the record)."""
 
     def decode(decoded, cutoff_hz, encoded, clean):
         return decoded
@@ -280,17 +280,19 @@ def _codec_methods(names: str | None, args) -> dict:
 
 def restore_a2sb_file(encoded: Path, clean: np.ndarray, model=None, steps=None, sampler=None, stereo=None):
     """Restore an encoded file with `Restorer.restore_file`, cutoff and gaps found automatically as `a2sb
-    restore FILE` does (seed 0, no peak-safe gain); the output read back at 44.1 kHz and aligned to `clean`."""
+    restore FILE` does (seed 0, no peak-safe gain); returns the output read back at 44.1 kHz and aligned to
+    `clean`, and what the restorer found: {"restorer_cutoff_hz", "restorer_gaps"}."""
     from .codec import align
 
     restorer = _restorer(model, steps, sampler, stereo)
     output = restorer.default_output_path(encoded)
     try:
-        restorer.restore_file(encoded, output, cutoff="auto", gaps="auto", overwrite=True)
+        report = restorer.restore_file(encoded, output, cutoff="auto", gaps="auto", overwrite=True)
         restored, _ = read_audio(output, SAMPLE_RATE)
     finally:
         output.unlink(missing_ok=True)
-    return align(restored, clean)
+    found = {"restorer_cutoff_hz": report.plan.cutoff_hz, "restorer_gaps": len(report.plan.gaps or [])}
+    return align(restored, clean), found
 
 
 def run_codec_benchmark(files: list[tuple[Path, str]], methods: dict, codec: str = "mp3", kbps: float = 64.0,
@@ -322,8 +324,10 @@ def run_codec_benchmark(files: list[tuple[Path, str]], methods: dict, codec: str
                 f"{'none' if cutoff is None else f'{cutoff:.0f} Hz'} ({estimate.kind})")
             for name, method in methods.items():
                 started = time.perf_counter()
-                restored = np.asarray(method(decoded, cutoff, encoded.path, clean), dtype=np.float32)
+                restored = method(decoded, cutoff, encoded.path, clean)
                 seconds = time.perf_counter() - started
+                restored, found = restored if isinstance(restored, tuple) else (restored, {})
+                restored = np.asarray(restored, dtype=np.float32)
                 difference = abs(restored.shape[-1] - clean.shape[-1]) / sr
                 if difference > MAX_BENCH_LENGTH_DIFFERENCE_S:
                     raise A2SBError(f"method {name} changed the length of {label} by {difference:.3f} s")
@@ -332,7 +336,7 @@ def run_codec_benchmark(files: list[tuple[Path, str]], methods: dict, codec: str
                 if cutoff is not None:
                     scores.update(codec_scores(clean[..., :n], decoded[..., :n], restored[..., :n], cutoff))
                 records.append({"file": label, "group": group, "method": name, "seconds": duration,
-                                "compute_s": seconds, **info, **scores})
+                                "compute_s": seconds, **info, **found, **scores})
                 log(f"{label} {name}: " + ", ".join(f"{k} {scores[k]:.3f}" for k in BENCH_METRICS["codec"]
                                                     if k in scores))
     return records
