@@ -5,10 +5,13 @@
     python benchmarks/quality_report.py --run --model runs/export --results /tmp/cand -o /tmp/cand.md
     python benchmarks/quality_report.py --run --sets heldout   # one set (two such runs can go in parallel)
     python benchmarks/quality_report.py --merge /tmp/cand      # a new model's a2sb-only runs into the results
+    python benchmarks/quality_report.py --run --sets fullband  # the full-band renders: BWE and MP3 only
 
 The verdict is judged on the held-out packages (data/heldout_clips/<package>/*.flac: whole packages
 never trained on), per package and over all of them; the old held-out tracks (data/test_clips: the
-test split of the training packages) are a secondary table. Hand-written commentary goes in
+test split of the training packages) are a secondary table, and the full-band renders
+(data/fullband_clips/<soundfont>/*.flac, from scripts/make_fullband_set.py: soundfonts no training
+data uses) a third, for BWE and MP3 only. Hand-written commentary goes in
 benchmarks/quality_notes.md and is copied into the report under "Notes".
 """
 
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from a2sb.evaluate import (
     ALL_GROUPS,
+    OCTAVE_COLUMNS,
     OURS,
     PAIRED_METRICS,
     bench_result,
@@ -37,16 +41,28 @@ RESULTS = ROOT / "benchmarks" / "results"
 SETS = {  # set name -> (folder, what it is)
     "heldout": ("data/heldout_clips", "held-out packages, one sub-folder per package, never trained on"),
     "test": ("data/test_clips", "held-out tracks of the training packages (their test split)"),
+    "fullband": ("data/fullband_clips", "full-band renders for evaluation only (scripts/make_fullband_set.py: "
+                 "soundfonts no training data uses), one sub-folder per soundfont"),
 }
 TASKS = {  # task name -> (bench arguments, methods, seconds scored per clip)
     "bwe_4k": (["--task", "bwe", "--cutoff", "4000"], "lowpassed,sbr,a2sb", 8),
     "bwe_8k": (["--task", "bwe", "--cutoff", "8000"], "lowpassed,sbr,a2sb", 8),
     # 10 s: two 0.3 s gaps per 10 s held-out clip instead of one
     "inpaint_0.3s": (["--task", "inpaint", "--gap", "0.3", "--every", "5"], "silence,lpc,similarity,a2sb", 10),
+    # a real MP3 round trip; cutoff and gaps found on the decode, a2sb restores the .mp3 file itself
+    "codec_mp3_64": (["--task", "codec", "--codec", "mp3", "--bitrate", "64"], "decode,sbr,a2sb", 8),
+    "codec_mp3_128": (["--task", "codec", "--codec", "mp3", "--bitrate", "128"], "decode,sbr,a2sb", 8),
 }
-COLUMNS = {
-    "bwe": ["lsd", "lsd_high", "lsd_16k", "bias_db", "coherence", "coherence_ref", "coherence_diff"],
+SET_TASKS = {  # the tasks run on each set (default: every task)
+    "test": ("bwe_4k", "bwe_8k", "inpaint_0.3s"),
+    "fullband": ("bwe_4k", "bwe_8k", "codec_mp3_64", "codec_mp3_128"),
+}
+COLUMNS = {  # each of OCTAVE_COLUMNS is followed by its per-octave values
+    "bwe": ["lsd", "lsd_high", "lsd_16k", "bias_db", "bias_ne_db", "onset_corr", "coherence", "coherence_ref",
+            "coherence_diff"],
     "inpaint": ["gap_lsd", "gap_lsd_16k", "gap_snr", "lsd"],
+    "codec": ["lsd", "lsd_high", "lsd_16k", "lsd_below", "hole_share", "hole_lsd", "bias_db", "bias_ne_db",
+              "onset_corr", "coherence_diff"],
 }
 LSD_MARGIN = 0.85  # a2sb's LSD at most 85 % of SBR's
 BIAS_LIMIT_DB = 2.0
@@ -57,6 +73,10 @@ SPEED_LIMIT_S = 90.0
 
 def result_name(set_name: str, task: str) -> str:
     return f"{set_name}_{task}"
+
+
+def tasks_of(set_name: str) -> tuple[str, ...]:
+    return SET_TASKS.get(set_name, tuple(TASKS))
 
 
 def bench_command(set_name: str, task: str, results: Path, methods: str | None, model: str | None) -> list[str]:
@@ -73,7 +93,7 @@ def run_all(results: Path, methods: str | None, model: str | None, sets: list[st
         if not (ROOT / SETS[set_name][0]).is_dir():
             print(f"skipping {SETS[set_name][0]}: no such folder", flush=True)
             continue
-        for task in TASKS:
+        for task in tasks_of(set_name):
             command = bench_command(set_name, task, results, methods, model)
             if command[command.index("--methods") + 1] == "":
                 continue
@@ -87,13 +107,14 @@ def merge_results(results: Path, source: Path) -> list[str]:
     the bench does. The baselines' rows are deterministic, so they need not be run again. Every pair is
     checked before any result is written."""
     pairs = []
-    names = sorted(result_name(set_name, task) for set_name in SETS for task in TASKS)
+    names = sorted(result_name(set_name, task) for set_name in SETS for task in tasks_of(set_name))
     for path in (source / f"{name}.json" for name in names):
         target = results / path.name
         if not (path.exists() and target.exists()):
             continue  # e.g. restore_speed.json is no bench result
         old, new = load(results, target.stem), load(source, path.stem)
-        for key in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds", "directory"):
+        for key in ("task", "cutoff", "filter", "order", "gap", "every", "codec", "bitrate_kbps", "max_seconds",
+                    "directory"):
             if old["settings"].get(key) != new["settings"].get(key):
                 raise SystemExit(f"{path}: {key} differs from {target} ({new['settings'].get(key)!r} vs "
                                  f"{old['settings'].get(key)!r}): not the same bench")
@@ -136,10 +157,14 @@ def kind(data: dict) -> str:
 
 
 def columns(data: dict) -> list[str]:
-    octaves = sorted({k for r in data["files"] for k in r if k.startswith("bias_db_oct")})
-    wanted = COLUMNS[kind(data)]
-    return [c for key in wanted for c in ([key, *octaves] if key == "bias_db" else [key])
-            if any(c in r for r in data["files"])]
+    present = {k for r in data["files"] for k in r}
+
+    def octaves(key: str) -> list[str]:
+        prefix = OCTAVE_COLUMNS.get(key)
+        found = [k for k in present if prefix and k.startswith(prefix) and k[len(prefix):].isdigit()]
+        return sorted(found, key=lambda k: int(k[len(prefix):]))
+
+    return [c for key in COLUMNS[kind(data)] for c in [key, *octaves(key)] if c in present]
 
 
 def groups(data: dict) -> dict:
@@ -171,10 +196,21 @@ def octave_keys(data: dict) -> list[str]:
     return [c for c in columns(data) if c.startswith("bias_db_oct")]
 
 
+def octave_prefix(key: str) -> str | None:
+    """"lsd_oct", "bias_db_oct" or "bias_ne_db_oct" when `key` is that followed by an octave number."""
+    return next((p for p in OCTAVE_COLUMNS.values() if key.startswith(p) and key[len(p):].isdigit()), None)
+
+
 def octave_label(data: dict, key: str) -> str:
+    """A per-octave column's header: the band in kHz (bias_db_oct*), prefixed for the other metrics; the codec
+    task's octaves are above each clip's detected cutoff, so only their number is shown."""
+    prefix = octave_prefix(key)
+    k = int(key[len(prefix):])
+    name = {"bias_db_oct": "", "lsd_oct": "LSD ", "bias_ne_db_oct": "bias_ne "}[prefix]
+    if kind(data) != "bwe":
+        return f"{name or 'bias '}octave {k}"
     cutoff = data["settings"]["cutoff"]
-    k = int(key[len("bias_db_oct"):])
-    return f"{cutoff * 2 ** (k - 1) / 1000:g}–{min(cutoff * 2**k, 22050) / 1000:g} kHz"
+    return f"{name}{cutoff * 2 ** (k - 1) / 1000:g}–{min(cutoff * 2**k, 22050) / 1000:g} kHz"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,8 +319,12 @@ def verdict_table(data: dict) -> list[str]:
 def command_text(data: dict, path: str) -> str:
     st = data["settings"]
     args = ["a2sb bench quality", st["directory"], "--task", st["task"]]
-    args += ["--cutoff", f"{st['cutoff']:g}"] if st["task"] == "bwe" else ["--gap", f"{st['gap']:g}", "--every",
-                                                                          f"{st['every']:g}"]
+    if st["task"] == "bwe":
+        args += ["--cutoff", f"{st['cutoff']:g}"]
+    elif st["task"] == "codec":
+        args += ["--codec", st["codec"], "--bitrate", f"{st['bitrate_kbps']:g}"]
+    else:
+        args += ["--gap", f"{st['gap']:g}", "--every", f"{st['every']:g}"]
     if st.get("max_seconds") is not None:
         args += ["--max-seconds", f"{st['max_seconds']:g}"]
     args += ["--methods", ",".join(dict.fromkeys(r["method"] for r in data["files"]))]
@@ -298,12 +338,19 @@ def title(data: dict) -> str:
     st = data["settings"]
     if st["task"] == "bwe":
         return f"bandwidth extension from {st['cutoff'] / 1000:g} kHz (Butterworth order {st['order']})"
+    if st["task"] == "codec":
+        rows = [r for r in data["files"] if r["method"] == data["files"][0]["method"]]
+        actual = [r["actual_kbps"] for r in rows]
+        cutoffs = [r["cutoff_hz"] for r in rows if r["cutoff_hz"] == r["cutoff_hz"]]
+        found = f"{min(cutoffs) / 1000:.1f}–{max(cutoffs) / 1000:.1f} kHz" if cutoffs else "none"
+        return (f"{st['codec'].upper()} at {st['bitrate_kbps']:g} kbit/s (actual {min(actual):g}–{max(actual):g}), "
+                f"detected cutoffs {found}")
     return f"inpainting, {st['gap']:g} s gaps every {st['every']:g} s"
 
 
 def method_table(data: dict, summary: dict) -> list[str]:
     cols = columns(data)
-    headers = [octave_label(data, c) if c.startswith("bias_db_oct") else c for c in cols]
+    headers = [octave_label(data, c) if octave_prefix(c) else c for c in cols]
     lines = ["| method | " + " | ".join(headers) + " | compute s / audio s |", "|---|" + "---:|" * (len(cols) + 1)]
     for method, entry in summary.items():
         cells = [stat(entry.get(c)) for c in cols] + [f"{entry['compute_per_audio_s']:.3g}"]
@@ -317,7 +364,7 @@ def paired_table(data: dict, per_group: bool) -> list[str]:
     for group in groups(data) if per_group else [ALL_GROUPS]:
         paired = paired_against_best_baseline(records_of(data, group), task)
         if paired is not None:
-            name = group if group != ALL_GROUPS else "all packages" if per_group else "all clips"
+            name = group if group != ALL_GROUPS else f"all {group_word(data)}s" if per_group else "all clips"
             rows.append(f"| {name} | {paired['baseline']} | "
                         + " | ".join(paired_text(paired[k]) for k in PAIRED_METRICS[task]) + " |")
     if not rows:
@@ -328,6 +375,11 @@ def paired_table(data: dict, per_group: bool) -> list[str]:
             "|---|---|" + "---:|" * len(PAIRED_METRICS[task]), *rows]
 
 
+def group_word(data: dict) -> str:
+    """What a sub-folder of the set is: a package, or a soundfont in the full-band set."""
+    return "soundfont" if Path(data["settings"]["directory"]).name == Path(SETS["fullband"][0]).name else "package"
+
+
 def task_section(data: dict, path: str, per_group: bool) -> list[str]:
     summaries = groups(data)
     n = len({r["file"] for r in data["files"]})
@@ -336,14 +388,14 @@ def task_section(data: dict, path: str, per_group: bool) -> list[str]:
         if per_group and group != ALL_GROUPS:
             count = len({r["file"] for r in records_of(data, group)})
             lines += [f"**{group or '(top folder)'}** ({count} clips)", "", *method_table(data, summary), ""]
-    label = "**all packages**" if per_group else "**all clips**"
+    label = f"**all {group_word(data)}s**" if per_group else "**all clips**"
     lines += [f"{label} ({n} clips)", "", *method_table(data, summaries[ALL_GROUPS]), ""]
     paired = paired_table(data, per_group)
     return lines + (paired + [""] if paired else [])
 
 
 def report(results: Path) -> str:
-    data = {result_name(s, t): load(results, result_name(s, t)) for s in SETS for t in TASKS}
+    data = {result_name(s, t): load(results, result_name(s, t)) for s in SETS for t in tasks_of(s)}
     torch_version = ""
     try:
         import torch
@@ -376,12 +428,13 @@ def report(results: Path) -> str:
     if notes.exists():
         parts += ["", "## Notes", "", notes.read_text().strip()]
     for set_name, (folder, what) in SETS.items():
-        present = [(t, data[result_name(set_name, t)]) for t in TASKS if data[result_name(set_name, t)]]
+        present = [(t, data[result_name(set_name, t)]) for t in tasks_of(set_name) if data[result_name(set_name, t)]]
         if not present:
             continue
         parts += ["", f"## `{folder}`: {what}", ""]
         for task, d in present:
-            parts += task_section(d, f"{shown}/{result_name(set_name, task)}.json", per_group=set_name == "heldout")
+            parts += task_section(d, f"{shown}/{result_name(set_name, task)}.json",
+                                  per_group=set_name in ("heldout", "fullband"))
     return "\n".join(parts).rstrip() + "\n"
 
 

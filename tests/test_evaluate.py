@@ -37,6 +37,9 @@ def test_evaluate_two_files_prints_table_and_json(tmp_path, capsys):
     assert row["sispec"] > 60
     assert row["gap_snr"] == pytest.approx(20 * np.log10(2), abs=1e-3)  # error = half the signal
     assert {"log_sispec", "lsd_high", "gap_lsd"} <= row.keys()
+    assert row["lsd_oct1"] == pytest.approx(2 * np.log10(2), rel=1e-3)  # the gain in every octave too
+    assert row["bias_ne_db"] == pytest.approx(-20 * np.log10(2), abs=0.01)
+    assert row["onset_corr"] == pytest.approx(1.0, abs=1e-3)  # a gain leaves the onsets where they were
 
 
 def test_evaluate_folders_matched_by_name(tmp_path, capsys):
@@ -78,6 +81,8 @@ def test_bench_quality_bwe_with_baselines(tmp_path, capsys):
     assert main([*args, "--json", str(out), "--plot", str(plot)]) == 0
     table = capsys.readouterr().out
     assert "| lowpassed" in table and "| sbr" in table and "±" in table and "compute s / audio s" in table
+    for column in ("lsd_oct1", "lsd_oct3", "bias_ne_db", "bias_ne_db_oct2", "onset_corr", "coherence_diff"):
+        assert f"| {column} " in table, column
     result = json.loads(out.read_text())
     assert len(result["files"]) == 6
     summary = result["summary"]

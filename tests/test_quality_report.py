@@ -73,3 +73,25 @@ def test_merge_refuses_another_bench(quality_report, tmp_path):
     with pytest.raises(SystemExit, match="filter differs"):
         quality_report.merge_results(tmp_path / "results", tmp_path / "cand")
     assert json.loads((tmp_path / "results" / "heldout_bwe_4k.json").read_text()) == old
+
+
+def test_codec_and_fullband_results_are_listed_and_rendered(quality_report, tmp_path):
+    assert {"codec_mp3_64", "codec_mp3_128"} <= set(quality_report.tasks_of("heldout"))
+    assert set(quality_report.tasks_of("fullband")) == {"bwe_4k", "bwe_8k", "codec_mp3_64", "codec_mp3_128"}
+    command = quality_report.bench_command("fullband", "codec_mp3_64", tmp_path, None, None)
+    assert command[3:11] == ["data/fullband_clips", "--task", "codec", "--codec", "mp3", "--bitrate", "64",
+                             "--max-seconds"]
+    settings = {"task": "codec", "codec": "mp3", "bitrate_kbps": 64.0, "max_seconds": 8.0, "model": None,
+                "directory": "data/fullband_clips"}
+    files = [{"file": f"sf/{f}", "group": "sf", "method": m, "lsd": v, "lsd_high": v, "lsd_oct1": v,
+              "lsd_oct2": v + 1, "lsd_16k": v, "lsd_below": 0.5, "hole_share": 0.2, "hole_lsd": v,
+              "bias_ne_db": -1.0, "bias_ne_db_oct1": -1.0, "onset_corr": 0.5, "actual_kbps": 64.6,
+              "cutoff_hz": 11083.0, "compute_s": 1.0, "seconds": 8.0}
+             for f in ("a.flac", "b.flac") for m, v in (("decode", 3.0), ("a2sb", 1.0))]
+    data = {"settings": settings, "summary": {}, "files": files}
+    assert quality_report.columns(data) == ["lsd", "lsd_high", "lsd_oct1", "lsd_oct2", "lsd_16k", "lsd_below",
+                                            "hole_share", "hole_lsd", "bias_ne_db", "bias_ne_db_oct1", "onset_corr"]
+    text = "\n".join(quality_report.task_section(data, "r.json", per_group=True))
+    assert "MP3 at 64 kbit/s (actual 64.6–64.6), detected cutoffs 11.1–11.1 kHz: 2 clips" in text
+    assert "--codec mp3 --bitrate 64" in text and "LSD octave 2" in text and "**all soundfonts**" in text
+    assert "| all soundfonts | decode | -2.00" in text  # paired a2sb minus decode on lsd

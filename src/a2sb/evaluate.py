@@ -17,17 +17,24 @@ from .degrade import insert_gaps, lowpass, periodic_gaps
 from .errors import A2SBError
 from .metrics import compute_metrics
 
-# Column order of the tables; "higher is better" for the dB scores and SSIM, lower for the distances.
-# bias_db is followed by its per-octave values bias_db_oct1, bias_db_oct2, ... (as many as the cutoff leaves).
-METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "gap_lsd", "gap_lsd_16k", "gap_snr", "bias_db", "coherence",
-                "coherence_ref", "coherence_diff", "sispec", "log_sispec", "si_sdr", "mrstft", "ssim"]
+# Column order of the tables; "higher is better" for the dB scores, SSIM and onset_corr, lower for the distances.
+# Each key of OCTAVE_COLUMNS is followed by its per-octave values (as many as the cutoff leaves): lsd_high by
+# lsd_oct1, lsd_oct2, ..., bias_db by bias_db_oct1, ..., bias_ne_db by bias_ne_db_oct1, ...
+METRIC_ORDER = ["lsd", "lsd_high", "lsd_16k", "lsd_below", "hole_share", "hole_lsd", "gap_lsd", "gap_lsd_16k",
+                "gap_snr", "bias_db", "bias_ne_db", "onset_corr", "coherence", "coherence_ref", "coherence_diff",
+                "sispec", "log_sispec", "si_sdr", "mrstft", "ssim"]
+OCTAVE_COLUMNS = {"lsd_high": "lsd_oct", "bias_db": "bias_db_oct", "bias_ne_db": "bias_ne_db_oct"}
+BAND_METRICS = ["lsd", "lsd_high", "lsd_16k", "bias_db", "bias_ne_db", "onset_corr", "coherence", "coherence_ref",
+                "coherence_diff"]
 BENCH_METRICS = {
-    "bwe": ["lsd", "lsd_high", "lsd_16k", "bias_db", "coherence", "coherence_ref", "coherence_diff", "sispec",
-            "log_sispec", "si_sdr", "mrstft"],
+    "bwe": [*BAND_METRICS, "sispec", "log_sispec", "si_sdr", "mrstft"],
     "inpaint": ["gap_lsd", "gap_lsd_16k", "gap_snr", "lsd", "sispec", "log_sispec"],
+    "codec": [*BAND_METRICS[:3], "lsd_below", "hole_share", "hole_lsd", *BAND_METRICS[3:], "sispec", "si_sdr"],
 }
-PAIRED_METRICS = {"bwe": ["lsd", "lsd_high", "lsd_16k"], "inpaint": ["gap_lsd", "gap_lsd_16k"]}  # lower is better
-BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,similarity,a2sb"}
+PAIRED_METRICS = {"bwe": ["lsd", "lsd_high", "lsd_16k"], "inpaint": ["gap_lsd", "gap_lsd_16k"],
+                  "codec": ["lsd", "lsd_high", "lsd_16k", "lsd_below"]}  # lower is better
+BENCH_DEFAULT_METHODS = {"bwe": "lowpassed,sbr,a2sb", "inpaint": "silence,lpc,similarity,a2sb",
+                         "codec": "decode,sbr,a2sb"}
 OURS = ("a2sb", "a2sb-raw")  # every other bench method is a baseline
 ALL_GROUPS = "all"  # the summary key over every file, beside the per-group ones
 MAX_BENCH_LENGTH_DIFFERENCE_S = 0.1
@@ -42,13 +49,19 @@ def _is_audio(path: Path) -> bool:
 
 
 def ordered_metrics(available, wanted=METRIC_ORDER) -> list[str]:
-    """The keys of `wanted` found in `available`, each bias_db followed by its per-octave values."""
-    octaves = sorted((k for k in available if k.startswith("bias_db_oct")), key=lambda k: int(k[len("bias_db_oct"):]))
+    """The keys of `wanted` found in `available`, each key of OCTAVE_COLUMNS followed by its per-octave values."""
     columns = []
     for key in wanted:
         if key in available:
-            columns += [key, *octaves] if key == "bias_db" else [key]
+            prefix = OCTAVE_COLUMNS.get(key)
+            octaves = [k for k in available if prefix and k.startswith(prefix) and k[len(prefix):].isdigit()]
+            columns += [key, *sorted(octaves, key=lambda k: int(k[len(prefix):]))]
     return columns
+
+
+def _all_keys(records: list[dict]) -> dict:
+    """The keys of every record, in first-seen order (codec files have different octave counts)."""
+    return dict.fromkeys(key for record in records for key in record)
 
 
 def match_pairs(reference: str, restored: str) -> list[tuple[Path, Path]]:
@@ -95,11 +108,12 @@ def evaluate_command(args) -> int:
         except A2SBError as err:
             raise A2SBError(f"{ref_path.name}: {err}") from None
         rows.append({"reference": str(ref_path), "restored": str(est_path), **scores})
-    columns = ordered_metrics(rows[0])
+    columns = ordered_metrics(_all_keys(rows))
     table = [["file", *columns]]
-    table += [[Path(row["restored"]).name, *(_number(row[key]) for key in columns)] for row in rows]
+    table += [[Path(row["restored"]).name, *(_number(row.get(key, math.nan)) for key in columns)] for row in rows]
     if len(rows) > 1:
-        table.append(["**mean**", *(_number(float(np.mean([row[key] for row in rows]))) for key in columns)])
+        means = [float(np.mean([row.get(key, math.nan) for row in rows])) for key in columns]
+        table.append(["**mean**", *(_number(value) for value in means)])
     print(markdown_table(table))
     if args.json:
         write_json(args.json, rows)
@@ -117,14 +131,8 @@ def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, step
                  level_match=True, stereo=None, band_level=None):
     """Restore a (channels, samples) array with a2sb's Restorer (seed 0) as `a2sb restore` would, without
     the peak-safe gain (the scores compare levels); back at `sample_rate`."""
-    from .restorer import Restorer
-
-    options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo, "band_level": band_level}
-    options = {k: v for k, v in options.items() if v is not None}
-    key = (tuple(sorted(options.items())), level_match)
-    if key not in _RESTORERS:
-        _RESTORERS[key] = Restorer(seed=0, batch_size=16, level_match=level_match, peak_safety=False, **options)
-    restored, rate = _RESTORERS[key].restore_audio(np.asarray(audio, np.float32).T, sample_rate, cutoff=cutoff_hz,
+    restorer = _restorer(model, steps, sampler, stereo, band_level, level_match)
+    restored, rate = restorer.restore_audio(np.asarray(audio, np.float32).T, sample_rate, cutoff=cutoff_hz,
                                                     gaps=gaps)
     restored = np.ascontiguousarray(restored.T, dtype=np.float32)
     if rate != sample_rate:
@@ -132,7 +140,21 @@ def restore_a2sb(audio, sample_rate, cutoff_hz=None, gaps=None, model=None, step
     return restored
 
 
+def _restorer(model=None, steps=None, sampler=None, stereo=None, band_level=None, level_match=True):
+    """The bench's Restorer for these options (seed 0, no peak-safe gain), one per set of options."""
+    from .restorer import Restorer
+
+    options = {"model": model, "steps": steps, "sampler": sampler, "stereo": stereo, "band_level": band_level}
+    options = {k: v for k, v in options.items() if v is not None}
+    key = (tuple(sorted(options.items())), level_match)
+    if key not in _RESTORERS:
+        _RESTORERS[key] = Restorer(seed=0, batch_size=16, level_match=level_match, peak_safety=False, **options)
+    return _RESTORERS[key]
+
+
 def _bench_methods(task: str, names: str | None, args) -> dict:
+    if task == "codec":
+        return _codec_methods(names, args)
     available = dict(baselines.BWE_METHODS if task == "bwe" else baselines.INPAINT_METHODS)
 
     def a2sb(audio, sample_rate, cutoff_hz=None, gaps=None):
@@ -228,6 +250,98 @@ def run_quality_benchmark(
     return records
 
 
+# --------------------------------------------------------------------------------------------------
+# The codec task: encode, decode, restore the decode, score against the clean file
+
+
+def _codec_methods(names: str | None, args) -> dict:
+    """Codec methods: each takes (the decode aligned to the clean file, the detected cutoff or None, the
+    encoded file, the clean file) and returns the restoration at 44.1 kHz, or (it, a dict for the record)."""
+
+    def decode(decoded, cutoff_hz, encoded, clean):
+        return decoded
+
+    def sbr(decoded, cutoff_hz, encoded, clean):  # nothing to extend when the decode is full band
+        return decoded if cutoff_hz is None else baselines.bwe_sbr(decoded, SAMPLE_RATE, cutoff_hz)
+
+    def a2sb(decoded, cutoff_hz, encoded, clean):
+        return restore_a2sb_file(encoded, clean, model=args.model, steps=args.steps, sampler=args.sampler,
+                                 stereo=args.stereo)
+
+    available = {"decode": decode, "sbr": sbr, "a2sb": a2sb}
+    chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS["codec"]).split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in available]
+    if unknown or not chosen:
+        raise A2SBError(
+            f"unknown method(s) {', '.join(unknown) or '(none)'} for codec; choose from {', '.join(available)}"
+        )
+    return {name: available[name] for name in dict.fromkeys(chosen)}
+
+
+def restore_a2sb_file(encoded: Path, clean: np.ndarray, model=None, steps=None, sampler=None, stereo=None):
+    """Restore an encoded file with `Restorer.restore_file`, cutoff and gaps found automatically as `a2sb
+    restore FILE` does (seed 0, no peak-safe gain); returns the output read back at 44.1 kHz and aligned to
+    `clean`, and what the restorer found: {"restorer_cutoff_hz", "restorer_gaps"}."""
+    from .codec import align
+
+    restorer = _restorer(model, steps, sampler, stereo)
+    output = restorer.default_output_path(encoded)
+    try:
+        report = restorer.restore_file(encoded, output, cutoff="auto", gaps="auto", overwrite=True)
+        restored, _ = read_audio(output, SAMPLE_RATE)
+    finally:
+        output.unlink(missing_ok=True)
+    found = {"restorer_cutoff_hz": report.plan.cutoff_hz, "restorer_gaps": len(report.plan.gaps or [])}
+    return align(restored, clean), found
+
+
+def run_codec_benchmark(files: list[tuple[Path, str]], methods: dict, codec: str = "mp3", kbps: float = 64.0,
+                        max_seconds: float | None = None, log=print) -> list[dict]:
+    """Encode every (file, group) with `codec` at about `kbps` (`a2sb.codec.encode`), decode it, align the decode
+    to the clean file, find its cutoff (`a2sb.detect.estimate_cutoff`), restore with every method and score:
+    `compute_metrics` above the detected cutoff plus `codec_scores` below it. One record per (file, method),
+    with the codec, the asked and the actual kbit/s, the compression level and the detected cutoff."""
+    import tempfile
+
+    from .codec import align, encode
+    from .detect import estimate_cutoff
+    from .metrics import codec_scores
+
+    sr = SAMPLE_RATE
+    records = []
+    with tempfile.TemporaryDirectory(prefix="a2sb-codec-") as tmp:
+        for path, group in files:
+            label = f"{group}/{path.name}" if group else path.name
+            clean = np.atleast_2d(_read_clean(path, max_seconds))
+            duration = clean.shape[-1] / sr
+            encoded = encode(clean, sr, codec, kbps, Path(tmp) / path.stem)
+            decoded = align(read_audio(encoded.path, sr)[0], clean)
+            estimate = estimate_cutoff(decoded, sr)
+            cutoff = estimate.cutoff if estimate.cutoff is not None and estimate.cutoff < sr / 2 else None
+            info = {"codec": codec, "bitrate_kbps": kbps, "actual_kbps": encoded.kbps, "level": encoded.level,
+                    "cutoff_hz": cutoff, "cutoff_kind": estimate.kind}
+            log(f"{label}: {codec} {encoded.kbps:g} kbit/s (level {encoded.level:g}), detected cutoff "
+                f"{'none' if cutoff is None else f'{cutoff:.0f} Hz'} ({estimate.kind})")
+            for name, method in methods.items():
+                started = time.perf_counter()
+                restored = method(decoded, cutoff, encoded.path, clean)
+                seconds = time.perf_counter() - started
+                restored, found = restored if isinstance(restored, tuple) else (restored, {})
+                restored = np.asarray(restored, dtype=np.float32)
+                difference = abs(restored.shape[-1] - clean.shape[-1]) / sr
+                if difference > MAX_BENCH_LENGTH_DIFFERENCE_S:
+                    raise A2SBError(f"method {name} changed the length of {label} by {difference:.3f} s")
+                n = min(restored.shape[-1], clean.shape[-1])
+                scores = compute_metrics(clean[..., :n], restored[..., :n], cutoff_hz=cutoff)
+                if cutoff is not None:
+                    scores.update(codec_scores(clean[..., :n], decoded[..., :n], restored[..., :n], cutoff))
+                records.append({"file": label, "group": group, "method": name, "seconds": duration,
+                                "compute_s": seconds, **info, **found, **scores})
+                log(f"{label} {name}: " + ", ".join(f"{k} {scores[k]:.3f}" for k in BENCH_METRICS["codec"]
+                                                    if k in scores))
+    return records
+
+
 def mean_interval(values) -> tuple[float, float, float]:
     """Mean and two-sided 95 % Student-t interval; the interval is (nan, nan) for fewer than 2 values."""
     values = np.asarray([v for v in values if np.isfinite(v)], dtype=np.float64)
@@ -249,7 +363,7 @@ def summarise(records: list[dict], metrics: list[str]) -> dict:
         rows = [r for r in records if r["method"] == method]
         entry = {}
         for key in metrics:
-            mean, low, high = mean_interval([r[key] for r in rows])
+            mean, low, high = mean_interval([r.get(key, math.nan) for r in rows])
             entry[key] = {"mean": mean, "low": low, "high": high, "n": len(rows)}
         entry["compute_per_audio_s"] = sum(r["compute_s"] for r in rows) / sum(r["seconds"] for r in rows)
         summary[method] = entry
@@ -284,7 +398,7 @@ def paired_against_best_baseline(records: list[dict], task: str, method: str = "
     if method not in methods or not baselines_run:
         return None
     main = PAIRED_METRICS[task][0]
-    means = {m: mean_interval([r[main] for r in records if r["method"] == m])[0] for m in baselines_run}
+    means = {m: mean_interval([r.get(main, math.nan) for r in records if r["method"] == m])[0] for m in baselines_run}
     best = min(baselines_run, key=lambda m: means[m] if np.isfinite(means[m]) else math.inf)
     return {"method": method, "baseline": best,
             **{key: paired_difference(records, method, best, key) for key in PAIRED_METRICS[task]}}
@@ -316,24 +430,39 @@ def bench_quality_command(args) -> int:
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise A2SBError("--max-seconds must be positive")
     methods = _bench_methods(args.task, args.methods, args)
-    records = run_quality_benchmark(
-        files, args.task, methods, cutoff_hz=args.cutoff, filter_kind=args.filter, order=args.order,
-        gap=args.gap, every=args.every, max_seconds=args.max_seconds,
-        log=lambda text: print(text, file=sys.stderr),
-    )  # fmt: skip
+    log = lambda text: print(text, file=sys.stderr)  # noqa: E731
+    if args.task == "codec":
+        if args.bitrate is None or args.bitrate <= 0:
+            raise A2SBError("--task codec needs a positive --bitrate in kbit/s")
+        records = run_codec_benchmark(files, methods, args.codec, args.bitrate, args.max_seconds, log=log)
+    else:
+        records = run_quality_benchmark(
+            files, args.task, methods, cutoff_hz=args.cutoff, filter_kind=args.filter, order=args.order,
+            gap=args.gap, every=args.every, max_seconds=args.max_seconds, log=log,
+        )  # fmt: skip
     if not records:
         raise A2SBError("no file could be scored (all shorter than one gap period?)")
     settings = {k: getattr(args, k) for k in ("task", "cutoff", "filter", "order", "gap", "every", "max_seconds")}
+    if args.task == "codec":
+        settings = {"task": "codec", "codec": args.codec, "bitrate_kbps": args.bitrate,
+                    "max_seconds": args.max_seconds}
     settings.update(model=args.model, steps=args.steps, sampler=args.sampler, stereo=args.stereo,
                     directory=str(directory))
     result = bench_result(settings, records)
-    metrics = ordered_metrics(records[0], BENCH_METRICS[args.task])
+    metrics = ordered_metrics(_all_keys(records), BENCH_METRICS[args.task])
     grouped = "groups" in result
     groups = {**result.get("groups", {}), ALL_GROUPS: result["summary"]}
     paired = result.get("paired", {})
     setting = f"cutoff {args.cutoff:g} Hz, {args.filter} order {args.order}" if args.task == "bwe" else (
         f"{args.gap:g} s gap every {args.every:g} s"
     )  # fmt: skip
+    if args.task == "codec":
+        actual = [r["actual_kbps"] for r in records if r["method"] == records[0]["method"]]
+        cutoffs = [r["cutoff_hz"] for r in records if r["method"] == records[0]["method"]]
+        found = [c for c in cutoffs if c is not None]
+        setting = (f"{args.codec} at {args.bitrate:g} kbit/s asked, {min(actual):g}-{max(actual):g} actual; "
+                   f"detected cutoff {f'{min(found):.0f}-{max(found):.0f} Hz' if found else 'none'} "
+                   f"({len(cutoffs) - len(found)} of {len(cutoffs)} full band)")
     print(f"{args.task}: {setting}; mean ± 95 % t-interval half-width")
     for group, summary in groups.items():
         if grouped or group == ALL_GROUPS:
@@ -354,7 +483,7 @@ def bench_result(settings: dict, records: list[dict]) -> dict:
     """The bench's JSON result: settings, per-file records, the summary over all files, per group (when the
     files are in sub-folders) and the paired differences against the best baseline."""
     task = settings["task"]
-    groups = summarise_groups(records, ordered_metrics(records[0], BENCH_METRICS[task]))
+    groups = summarise_groups(records, ordered_metrics(_all_keys(records), BENCH_METRICS[task]))
     grouped = any(r["group"] for r in records)
     result = {"settings": settings, "summary": groups[ALL_GROUPS], "files": records}
     if grouped:

@@ -27,6 +27,13 @@ MRSTFT_SIZES = (512, 1024, 2048)
 # of 16-bit audio (≈ 6e-8 per bin in this unnormalised STFT), so only digital silence is excluded.
 SILENT_POWER = 1e-10
 POWER_FLOOR = 1e-20  # keeps the log of an empty estimated band finite (≈ -100 dB below SILENT_POWER)
+# A reference cell (frame, bin) counts as empty when its power is more than EMPTY_BELOW_DB under the loudest
+# cell of the same octave band in that channel (or digitally silent): bias_ne_db scores only the other cells.
+EMPTY_BELOW_DB = 60.0
+# Onset envelope: log power floored this far below the reference's mean power in the same bin, so that what is
+# far below the reference's level there (a lowpass filter's residue) has no onsets.
+ONSET_FLOOR_DB = 40.0
+HOLE_DB = 15.0  # a codec hole: a cell below the cutoff where the decode is at least this far below the reference
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,6 +200,72 @@ def _octave_bias(R: np.ndarray, E: np.ndarray, cutoff_hz: float, n_fft: int, sam
     return np.array(bias)
 
 
+def _octave_masks(cutoff_hz: float, n_fft: int, sample_rate: int) -> list[np.ndarray]:
+    """Boolean bin masks of the octave bands above the cutoff (those of `_octave_bias`)."""
+    freqs = np.arange(n_fft // 2 + 1) * sample_rate / n_fft
+    return [(freqs >= low) & ((freqs < high) | (freqs == sample_rate / 2))
+            for low, high in octave_bands(cutoff_hz, sample_rate)]
+
+
+def _octave_bias_nonempty(R: np.ndarray, E: np.ndarray, cutoff_hz: float, n_fft: int, sample_rate: int) -> np.ndarray:
+    """`_octave_bias` on the reference's non-empty cells only: per octave, the cells whose reference power is
+    at least SILENT_POWER and within EMPTY_BELOW_DB of the octave's loudest reference cell; per frame
+    10·log10(Σ E² / Σ R²) over those cells, then the mean over the frames that have any (NaN if none)."""
+    bias = []
+    for band in _octave_masks(cutoff_hz, n_fft, sample_rate):
+        reference, estimate = R[:, band] ** 2, E[:, band] ** 2
+        full = reference >= max(reference.max(initial=0.0) * 10 ** (-EMPTY_BELOW_DB / 10), SILENT_POWER)
+        frames = full.any(axis=1)
+        if not frames.any():
+            bias.append(np.nan)
+            continue
+        ref_power = np.where(full, reference, 0.0).sum(axis=1)[frames]
+        est_power = np.where(full, estimate, 0.0).sum(axis=1)[frames]
+        bias.append(float(np.mean(10 * np.log10((est_power + POWER_FLOOR) / ref_power))))
+    return np.array(bias)
+
+
+def _octave_lsd(R: np.ndarray, E: np.ndarray, cutoff_hz: float, n_fft: int, sample_rate: int) -> list[float]:
+    """LSD over the bins of each octave band above the cutoff."""
+    return [float(np.mean(_lsd_per_frame(R[:, band], E[:, band]))) for band in _octave_masks(cutoff_hz, n_fft,
+                                                                                              sample_rate)]
+
+
+def _onset_envelope(S: np.ndarray, floor: np.ndarray) -> np.ndarray:
+    """Positive spectral flux of 10·log10(S² + floor), summed over the bins of S, per frame (frame 0: 0)."""
+    log_power = 10 * np.log10(S**2 + floor)
+    flux = np.maximum(np.diff(log_power, axis=0), 0.0).sum(axis=1)
+    return np.concatenate([[0.0], flux])
+
+
+def _onset_corr(R: np.ndarray, E: np.ndarray, bins: slice) -> float:
+    """Pearson correlation of the onset envelopes of R and E over `bins` (NaN if the reference's is flat,
+    0 if only the estimate's is)."""
+    high_r, high_e = R[:, bins], E[:, bins]
+    floor = np.maximum(np.mean(high_r**2, axis=0) * 10 ** (-ONSET_FLOOR_DB / 10), POWER_FLOOR)  # per bin
+    env_r, env_e = _onset_envelope(high_r, floor), _onset_envelope(high_e, floor)
+    if len(env_r) < 3 or np.ptp(env_r) == 0:
+        return float("nan")
+    if np.ptp(env_e) == 0:
+        return 0.0
+    return float(np.corrcoef(env_r, env_e)[0, 1])
+
+
+def _hole_scores(R: np.ndarray, D: np.ndarray, E: np.ndarray, cutoff_hz: float, n_fft: int,
+                 sample_rate: int) -> dict:
+    """lsd_below, hole_share and hole_lsd (see `codec_scores`) from magnitude spectrograms."""
+    below = slice(0, _high_bins(cutoff_hz, n_fft, sample_rate).start)
+    r, d, e = R[:, below], D[:, below], E[:, below]
+    holes = (d**2 <= r**2 * 10 ** (-HOLE_DB / 10)) & (r**2 >= SILENT_POWER)
+    if holes.any():
+        log_ratio = np.log10(r[holes] ** 2 / (e[holes] + EPS) ** 2 + EPS)
+        hole_lsd = float(np.sqrt(np.mean(log_ratio**2)))
+    else:
+        hole_lsd = float("nan")
+    return {"lsd_below": float(np.mean(_lsd_per_frame(r, e))), "hole_share": float(holes.mean()),
+            "hole_lsd": hole_lsd}
+
+
 def _mean_ignoring_nan(values: np.ndarray, axis: int) -> np.ndarray:
     finite = np.isfinite(values)
     count = finite.sum(axis=axis)
@@ -220,10 +293,12 @@ def _complex_spectrograms(pairs, sample_rate: int) -> tuple[list[np.ndarray], li
             [spectrogram(e, n_fft, hop, magnitude=False) for _, e in pairs])
 
 
-def _level_bias_scores(R: list, E: list, cutoff_hz: float, sample_rate: int) -> np.ndarray:
-    """(channels, octaves) bias in dB from per-channel complex spectrograms."""
+def _level_bias_scores(R: list, E: list, cutoff_hz: float, sample_rate: int, nonempty: bool = False) -> np.ndarray:
+    """(channels, octaves) bias in dB from per-channel complex spectrograms (on the reference's non-empty
+    cells only with `nonempty`)."""
     n_fft = stft_params(sample_rate)[0]
-    return np.array([_octave_bias(np.abs(r), np.abs(e), cutoff_hz, n_fft, sample_rate) for r, e in zip(R, E)])
+    bias = _octave_bias_nonempty if nonempty else _octave_bias
+    return np.array([bias(np.abs(r), np.abs(e), cutoff_hz, n_fft, sample_rate) for r, e in zip(R, E)])
 
 
 def _coherence_scores(R: list, E: list, cutoff_hz: float, sample_rate: int) -> dict:
@@ -241,13 +316,16 @@ def _coherence_scores(R: list, E: list, cutoff_hz: float, sample_rate: int) -> d
 
 
 def _high_band_scores(R: list, E: list, cutoff_hz: float, sample_rate: int, per_channel: bool) -> dict:
-    """compute_metrics' keys for the band above the cutoff: bias_db, bias_db_oct1..., coherence*."""
-    bias = _level_bias_scores(R, E, cutoff_hz, sample_rate)  # channels x octaves
-    per_octave = bias if per_channel else _mean_ignoring_nan(bias, axis=0)[None]
-    overall = _mean_ignoring_nan(per_octave, axis=1)
-    scores = {"bias_db": [float(v) for v in overall]}
-    for k in range(bias.shape[1]):
-        scores[f"bias_db_oct{k + 1}"] = [float(v) for v in per_octave[:, k]]
+    """compute_metrics' keys for the band above the cutoff: bias_db, bias_db_oct1..., bias_ne_db,
+    bias_ne_db_oct1..., coherence*."""
+    scores = {}
+    for name, nonempty in (("bias_db", False), ("bias_ne_db", True)):
+        bias = _level_bias_scores(R, E, cutoff_hz, sample_rate, nonempty)  # channels x octaves
+        per_octave = bias if per_channel else _mean_ignoring_nan(bias, axis=0)[None]
+        overall = _mean_ignoring_nan(per_octave, axis=1)
+        scores[name] = [float(v) for v in overall]
+        for k in range(bias.shape[1]):
+            scores[f"{name}_oct{k + 1}"] = [float(v) for v in per_octave[:, k]]
     if not per_channel:
         scores = {key: value[0] for key, value in scores.items()}
     return {**scores, **_coherence_scores(R, E, cutoff_hz, sample_rate)}
@@ -363,7 +441,8 @@ def mrstft(ref, est, fft_sizes: Sequence[int] = MRSTFT_SIZES, per_channel: bool 
     return _apply(ref, est, per_channel, one)
 
 
-def level_bias(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
+def level_bias(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False,
+               nonempty: bool = False):
     """Level bias of the band above the cutoff, per octave, in dB (+3 = twice the reference's power).
 
     For each octave band [fc·2^k, fc·2^(k+1)) (the last clipped at Nyquist, which it includes) and each
@@ -373,9 +452,15 @@ def level_bias(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_
     coherence, which the mono mix folds in); without `per_channel` the mean over channels. Returns an
     array with one value per octave ((channels, octaves) with `per_channel=True`); NaN for an octave
     that is silent in every frame. Channel counts that differ are scored on the mono mixes.
+
+    With `nonempty=True` (bias_ne_db): only the reference's non-empty cells count, per octave and
+    channel the (frame, bin) cells whose reference power is within EMPTY_BELOW_DB (60 dB) of the
+    octave's loudest reference cell and not digitally silent; per frame the ratio of the estimate's to
+    the reference's power summed over those cells, then the mean over the frames that have any. What an
+    estimate puts where the reference is empty (a lossy reference's cut top octave) does not count.
     """
     R, E = _complex_spectrograms(_channel_pairs(ref, est), sample_rate)
-    bias = _level_bias_scores(R, E, cutoff_hz, sample_rate)
+    bias = _level_bias_scores(R, E, cutoff_hz, sample_rate, nonempty)
     return bias if per_channel else _mean_ignoring_nan(bias, axis=0)
 
 
@@ -393,6 +478,48 @@ def band_coherence(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE) 
     return _coherence_scores(R, E, cutoff_hz, sample_rate)
 
 
+def octave_lsd(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
+    """LSD over the bins of each octave band above the cutoff (the bands of `level_bias`, `octave_bands`):
+    a list with one value per octave (lsd_oct1, lsd_oct2, ...), per channel with `per_channel=True`."""
+    n_fft = stft_params(sample_rate)[0]
+    return _on_magnitudes(ref, est, sample_rate, per_channel,
+                          lambda r, e: _octave_lsd(r, e, cutoff_hz, n_fft, sample_rate))
+
+
+def onset_correlation(ref, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE, per_channel: bool = False):
+    """Do transients (cymbal strokes, hi-hats) come back at the right times in the band above the cutoff?
+
+    The onset envelope of a signal is, per frame of the metric STFT, the positive spectral flux
+    Σ_b max(0, L[t, b] − L[t−1, b]) over the bins b strictly above the cutoff, with the log power
+    L = 10·log10(|X|² + floor) and a floor per bin ONSET_FLOOR_DB (40 dB) below the reference's mean power
+    in that bin (the same floor for both signals: what lies far under the reference's level, such as a
+    lowpass filter's residue, has no onsets). Returns the Pearson correlation of the reference's and the
+    estimate's envelopes: 1 for the same onsets, about 0 for unrelated ones; 0 when the estimate's
+    envelope is flat (no onsets at all), NaN when the reference's is.
+    """
+    n_fft = stft_params(sample_rate)[0]
+    bins = _high_bins(cutoff_hz, n_fft, sample_rate)
+    return _on_magnitudes(ref, est, sample_rate, per_channel, lambda r, e: _onset_corr(r, e, bins))
+
+
+def codec_scores(ref, decoded, est, cutoff_hz: float, sample_rate: int = DEFAULT_RATE) -> dict:
+    """Scores below the cutoff of a lossy decode's restoration `est` (mono mixes, metric STFT):
+
+    - lsd_below: the LSD over the bins at or below the cutoff (those `lsd_high` leaves out);
+    - hole_share: the codec's holes, the cells (frame, bin) below the cutoff where the decode's power is
+      at least HOLE_DB (15 dB) under the reference's (reference not digitally silent), as a fraction of
+      all cells below the cutoff: a property of the decode, the same for every method;
+    - hole_lsd: the root mean square over exactly those cells of log10(R² / E²) (bels, the LSD's
+      log ratio): how well `est` fills them (NaN when there is no hole).
+    """
+    n_fft, hop = stft_params(sample_rate)
+    (r, d), = _prepare(ref, decoded, per_channel=False)  # mono mixes; checks the lengths
+    (_, e), = _prepare(ref, est, per_channel=False)
+    n = min(len(r), len(d), len(e))
+    spectra = [magnitude_spectrogram(x[:n], n_fft, hop) for x in (r, d, e)]
+    return _hole_scores(*spectra, cutoff_hz, n_fft, sample_rate)
+
+
 def compute_metrics(
     ref,
     est,
@@ -404,9 +531,11 @@ def compute_metrics(
     """All metrics in one pass over the spectrograms.
 
     Keys: lsd, lsd_16k, sispec, log_sispec, ssim, si_sdr, mrstft; with `cutoff_hz` also lsd_high,
-    bias_db (the mean over octaves of `level_bias`), bias_db_oct1, bias_db_oct2, ... (octave k above
-    the cutoff), and coherence, coherence_ref and coherence_diff (`band_coherence`; always one value for
-    the pair); with `gaps` gap_lsd, gap_lsd_16k and gap_snr. Values are floats (lists of floats with
+    lsd_oct1, lsd_oct2, ... (`octave_lsd`), onset_corr (`onset_correlation`), bias_db (the mean over
+    octaves of `level_bias`), bias_db_oct1, bias_db_oct2, ... (octave k above the cutoff), bias_ne_db and
+    bias_ne_db_oct1, ... (the same on non-empty reference cells, `level_bias(..., nonempty=True)`), and
+    coherence, coherence_ref and coherence_diff (`band_coherence`; always one value for the pair); with
+    `gaps` gap_lsd, gap_lsd_16k and gap_snr. Values are floats (lists of floats with
     `per_channel=True`, except the coherences).
     """
     n_fft, hop = stft_params(sample_rate)
@@ -428,6 +557,9 @@ def compute_metrics(
         if cutoff_hz is not None:
             bins = _high_bins(cutoff_hz, n_fft, sample_rate)
             scores["lsd_high"] = float(np.mean(_lsd_per_frame(R[:, bins], E[:, bins])))
+            for k, value in enumerate(_octave_lsd(R, E, cutoff_hz, n_fft, sample_rate)):
+                scores[f"lsd_oct{k + 1}"] = value
+            scores["onset_corr"] = _onset_corr(R, E, bins)
         if gaps:
             frames = _gap_frames(gaps, hop, len(R), sample_rate)
             scores["gap_lsd"] = float(np.mean(frame_lsd[frames])) if frames.any() else float("nan")
