@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 
 from a2sb.cli import main
-from a2sb.codec import align, encode
+from a2sb.codecs import align, encode_file
 from a2sb.model import A2SBModel, save_model
 from a2sb.network import preset
 
@@ -44,16 +44,16 @@ def model_dir(tmp_path_factory):
 
 def test_encode_finds_the_nearest_bitrate_and_align_undoes_the_delay(tmp_path):
     x = music(1.0)
-    encoded = encode(x, SR, "mp3", 128, tmp_path / "clip")
+    encoded = encode_file(x, SR, "mp3", 128, tmp_path / "clip")
     assert encoded.path.suffix == ".mp3" and encoded.path.is_file()
     # CBR at a standard bitrate (the file's header and padding add a little over 1 s)
     assert 112 <= encoded.kbps <= 150 and 0 <= encoded.level <= 1
     decoded, rate = sf.read(str(encoded.path), always_2d=True)
     assert rate == SR and decoded.shape[1] == 2
-    assert align(decoded.T, x).shape == x.shape
+    assert align(decoded.T, x, x.shape[-1]).shape == x.shape
     delayed = np.concatenate([np.zeros((2, 1105), np.float32), x], axis=1)
-    assert np.array_equal(align(delayed, x), x)  # a pure delay is undone exactly
-    opus = encode(x, SR, "opus", 64, tmp_path / "clip")
+    assert np.array_equal(align(delayed, x, x.shape[-1]), x)  # a pure delay is undone exactly
+    opus = encode_file(x, SR, "opus", 64, tmp_path / "clip")
     assert opus.path.suffix == ".opus" and opus.rate == 48000
 
 

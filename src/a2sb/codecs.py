@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import soxr
@@ -55,6 +57,8 @@ LEVEL_TABLES = {
 }
 STEPPED = ("mp3",)  # codecs whose bitrate takes a few values only: the nearest step is taken
 
+SEARCH_STEPS = 6  # encode_file: bisections of the compression level in [0, 1]
+SEARCH_SECONDS = 4.0  # encode_file: the level is searched on at most this much of the middle of the audio
 HEADROOM = 0.99  # codecs clip: louder input is scaled down to this peak and back up after decoding
 MAX_LAG = 4096  # the longest codec delay searched for (samples)
 
@@ -163,3 +167,59 @@ def align(decoded: np.ndarray, original: np.ndarray, n: int) -> np.ndarray:
     corr = sps.correlate(dec[: length + MAX_LAG], ref[:length], mode="valid", method="fft")
     lag = int(np.argmax(corr[: MAX_LAG + 1]))
     return fit_length(decoded[:, lag:], n)
+
+
+@dataclass(frozen=True)
+class Encoded:
+    path: Path
+    level: float  # libsndfile compression_level
+    kbps: float  # actual bitrate of the file
+    rate: int  # the rate it was encoded at
+
+
+def _encode_bytes(x: np.ndarray, rate: int, codec: str, level: float) -> bytes:
+    import soundfile as sf
+
+    fmt, subtype, _ = _check_codec(codec)
+    buffer = io.BytesIO()
+    extra = {"bitrate_mode": "CONSTANT"} if codec == "mp3" else {}
+    sf.write(buffer, np.ascontiguousarray(x.T), rate, format=fmt, subtype=subtype, compression_level=level, **extra)
+    return buffer.getvalue()
+
+
+def encode_file(audio: np.ndarray, rate: int, codec: str, kbps: float, path) -> Encoded:
+    """Encode (channels, samples) `audio` to `path` (its extension set to the codec's: .mp3, .ogg, .opus)
+    at the compression level whose actual bitrate is nearest `kbps` for this very audio (the benchmark's
+    codec task): the level is searched by bisection, encoding the middle SEARCH_SECONDS at each try (the
+    bitrate falls with the level, in steps for MP3), then the whole audio is encoded at the level found.
+    Opus is resampled to 48 kHz first."""
+    if not kbps > 0:
+        raise A2SBError(f"bitrate must be positive, got {kbps} kbit/s")
+    _, _, codec_rate = _check_codec(codec)
+    if not available(codec):
+        raise A2SBError(f"this libsndfile cannot write {codec}")
+    x = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    if codec_rate is not None and codec_rate != rate:
+        x, rate = soxr.resample(x.T, rate, codec_rate, quality="HQ").T.astype(np.float32), codec_rate
+    excerpt = x[:, max((x.shape[-1] - int(SEARCH_SECONDS * rate)) // 2, 0):][:, : int(SEARCH_SECONDS * rate)]
+    tried: dict[float, float] = {}
+
+    def bitrate(level: float) -> float:
+        if level not in tried:
+            tried[level] = len(_encode_bytes(excerpt, rate, codec, level)) * 8 / (excerpt.shape[-1] / rate) / 1000
+        return tried[level]
+
+    low, high = 0.0, 1.0  # bitrate(low) >= bitrate(high)
+    for _ in range(SEARCH_STEPS):
+        middle = round((low + high) / 2, 6)
+        if bitrate(middle) > kbps:
+            low = middle
+        else:
+            high = middle
+    for level in (low, high):
+        bitrate(level)
+    best = min(tried, key=lambda level: (abs(tried[level] - kbps), level))
+    data = _encode_bytes(x, rate, codec, best)
+    out = Path(path).with_suffix({"mp3": ".mp3", "vorbis": ".ogg", "opus": ".opus"}[codec])
+    out.write_bytes(data)
+    return Encoded(out, best, round(len(data) * 8 / (x.shape[-1] / rate) / 1000, 1), rate)

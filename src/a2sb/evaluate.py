@@ -282,7 +282,7 @@ def restore_a2sb_file(encoded: Path, clean: np.ndarray, model=None, steps=None, 
     """Restore an encoded file with `Restorer.restore_file`, cutoff and gaps found automatically as `a2sb
     restore FILE` does (seed 0, no peak-safe gain); returns the output read back at 44.1 kHz and aligned to
     `clean`, and what the restorer found: {"restorer_cutoff_hz", "restorer_gaps"}."""
-    from .codec import align
+    from .codecs import align
 
     restorer = _restorer(model, steps, sampler, stereo)
     output = restorer.default_output_path(encoded)
@@ -292,18 +292,18 @@ def restore_a2sb_file(encoded: Path, clean: np.ndarray, model=None, steps=None, 
     finally:
         output.unlink(missing_ok=True)
     found = {"restorer_cutoff_hz": report.plan.cutoff_hz, "restorer_gaps": len(report.plan.gaps or [])}
-    return align(restored, clean), found
+    return align(restored, clean, clean.shape[-1]), found
 
 
 def run_codec_benchmark(files: list[tuple[Path, str]], methods: dict, codec: str = "mp3", kbps: float = 64.0,
                         max_seconds: float | None = None, log=print) -> list[dict]:
-    """Encode every (file, group) with `codec` at about `kbps` (`a2sb.codec.encode`), decode it, align the decode
+    """Encode every (file, group) with `codec` at about `kbps` (`a2sb.codecs.encode_file`), decode it, align the decode
     to the clean file, find its cutoff (`a2sb.detect.estimate_cutoff`), restore with every method and score:
     `compute_metrics` above the detected cutoff plus `codec_scores` below it. One record per (file, method),
     with the codec, the asked and the actual kbit/s, the compression level and the detected cutoff."""
     import tempfile
 
-    from .codec import align, encode
+    from .codecs import align, encode_file
     from .detect import estimate_cutoff
     from .metrics import codec_scores
 
@@ -314,8 +314,8 @@ def run_codec_benchmark(files: list[tuple[Path, str]], methods: dict, codec: str
             label = f"{group}/{path.name}" if group else path.name
             clean = np.atleast_2d(_read_clean(path, max_seconds))
             duration = clean.shape[-1] / sr
-            encoded = encode(clean, sr, codec, kbps, Path(tmp) / path.stem)
-            decoded = align(read_audio(encoded.path, sr)[0], clean)
+            encoded = encode_file(clean, sr, codec, kbps, Path(tmp) / path.stem)
+            decoded = align(read_audio(encoded.path, sr)[0], clean, clean.shape[-1])
             estimate = estimate_cutoff(decoded, sr)
             cutoff = estimate.cutoff if estimate.cutoff is not None and estimate.cutoff < sr / 2 else None
             info = {"codec": codec, "bitrate_kbps": kbps, "actual_kbps": encoded.kbps, "level": encoded.level,
