@@ -3,14 +3,10 @@
 import json
 
 import numpy as np
-import pytest
 import soundfile as sf
-import torch
 
 from a2sb.cli import main
 from a2sb.codecs import align, encode_file
-from a2sb.model import A2SBModel, save_model
-from a2sb.network import preset
 
 SR = 44100
 MP3_RATES = (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)  # MPEG-1 layer III, kbit/s
@@ -28,18 +24,6 @@ def music(seconds=2.0, seed=0):
     left = 0.05 * tone + 0.2 * bursts + 0.003 * rng.standard_normal(len(t))
     right = 0.05 * np.roll(tone, 30) + 0.2 * bursts + 0.003 * rng.standard_normal(len(t))
     return np.stack([left, right]).astype(np.float32)
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = A2SBModel(preset("tiny"), t_cutoffs=[0.5], default_steps=2, default_window=32, default_hop=16)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(model, folder)
-    return folder
 
 
 def test_encode_finds_the_nearest_bitrate_and_align_undoes_the_delay(tmp_path):

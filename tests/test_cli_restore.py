@@ -5,28 +5,13 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from scipy.signal import butter, sosfiltfilt
 
 from a2sb.cli import main
-from a2sb.model import A2SBModel, save_model
-from a2sb.network import preset
 
 SR = 44100
 QUICK = ["--device", "cpu"]  # with model_dir, whose config.json asks for 2 steps and 32-frame windows
 NOTHING = ["--cutoff", "off", "--gaps", "off", "--holes", "off"]  # validation and I/O only, no network
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    model = A2SBModel(preset("tiny"), t_cutoffs=[0.5], default_steps=2, default_window=32, default_hop=16)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.02 * torch.randn_like(p))
-    folder = tmp_path_factory.mktemp("model") / "tiny"
-    save_model(model, folder)
-    return folder
 
 
 def tone(seconds=0.5, channels=2, rate=SR):
