@@ -255,17 +255,21 @@ def cutoff_of_row(row: int) -> float:
 
 def batch_estimate(spec_d: torch.Tensor, batch: dict) -> torch.Tensor:
     """Picture of the DSP estimate of each item's hole (B×3×H×W, zero where there is none): spectral
-    band replication of the degraded STFT above the cutoff row, and in a gap the best-matching passage
+    band replication of the degraded STFT above the cutoff row (the decode itself below it, and in the
+    codec holes of an item without a cutoff), and in a gap the best-matching passage
     of the item's context audio (`batch["context"]`: the crop with the same audio on each side)."""
     b, _, w = spec_d.shape
     estimate = torch.zeros(b, 3, N_ROWS, w, device=spec_d.device)
     context = batch.get("context")
     pad = (context.shape[-1] - batch["clean"].shape[-1]) // 2 if context is not None else 0
+    holes = batch.get("holes")
     for i in range(b):
         row = int(batch["cutoff_row"][i])
         first, stop = (int(v) for v in batch["gap"][i])
         if row < N_ROWS:
             estimate[i] = spec_to_representation(band_estimate(spec_d[i], cutoff_of_row(row)))
+        elif holes is not None and bool(holes[i].any()):  # codec holes of a full-band decode: the decode
+            estimate[i] = spec_to_representation(spec_d[i])
         if stop > first and pad > 0:
             spec_c = stft(context[i].to(spec_d.device, torch.float32))
             offset = pad // HOP  # context frame offset + j is crop frame j (whole hops)

@@ -53,10 +53,6 @@ def build_batch(batch: dict, noise: torch.Tensor | None = None, prior: Prior | N
     if noise is None:
         noise = torch.randn(x0.shape, generator=generator, device=device, dtype=x0.dtype)
     estimate = batch_estimate(spec_d, batch) if prior.informative else None
-    if estimate is not None and holes is not None:
-        # batch_estimate keeps the decode below a cutoff; a full-band item's holes get the decode too
-        full = (batch["cutoff_row"].to(device) >= h) & holes.to(device).flatten(1).any(1)
-        estimate[full] = xd[full]
     x1 = fill(xd, mask, noise.to(device, x0.dtype), prior, estimate)
     return {"x0": x0, "x1": x1, "mask": mask, "loss_mask": loss_mask}
 
