@@ -137,3 +137,11 @@ def test_lengths_and_batches():
 def test_row_and_frame_indices():
     assert [row_of_frequency(f) for f in (2000, 4000, 8000, 16000, 22050)] == [92, 185, 371, 743, 1024]
     assert frame_of_time(1.0) == 86
+
+
+def test_spread_blocks_cover_the_ends_evenly():
+    from a2sb.representation import spread_blocks
+
+    assert spread_blocks(1000, 4, 100) == [(0, 100), (300, 400), (600, 700), (900, 1000)]
+    assert spread_blocks(250, 16, 100) == [(0, 100), (150, 250)]  # only two fit
+    assert spread_blocks(60, 16, 256) == [(0, 60)]  # shorter than one block: the whole

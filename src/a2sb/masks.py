@@ -13,7 +13,7 @@ import torch
 
 from .audio import SAMPLE_RATE
 from .holes import MARGIN_FRAMES, hole_cells, hole_share
-from .representation import HOP, N_FFT, N_ROWS, frame_of_time, row_of_frequency
+from .representation import HOP, N_FFT, N_ROWS, frame_of_time, row_of_frequency, spread_blocks
 
 FILL_NOISE = 0.5  # std of the white noise that fills the region to generate in x1
 GAP_WIDEN_FRAMES = 2  # a frame's window reaches two hops each way: its neighbours carry some of a gap
@@ -75,10 +75,7 @@ class HoleCells:
     def share(self, blocks: int = HOLE_BLOCKS, block_frames: int = HOLE_BLOCK_FRAMES) -> float:
         """The share of holes in the band searched, measured on up to `blocks` evenly spread blocks of
         `block_frames` frames (so hours cost no more than minutes)."""
-        count = max(1, min(blocks, self.frames // block_frames))
-        span = min(self.frames, block_frames)
-        starts = [round(k * (self.frames - span) / max(count - 1, 1)) for k in range(count)]
-        cells = torch.cat([self.cells(s, s + span) for s in starts], dim=1)
+        cells = torch.cat([self.cells(a, b) for a, b in spread_blocks(self.frames, blocks, block_frames)], dim=1)
         return hole_share(cells, self.stop_row)
 
 

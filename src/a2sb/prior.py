@@ -26,7 +26,7 @@ import torch
 
 from .errors import A2SBError, reject_unknown_keys
 from .masks import FILL_NOISE
-from .representation import HOP, N_ROWS, SAMPLE_RATE, compress, spec_to_representation, stft
+from .representation import HOP, N_ROWS, SAMPLE_RATE, compress, spec_to_representation, spread_blocks, stft
 from .sbr import sbr_slope, sbr_spectrum
 
 PRIOR_KINDS = ("noise", "dsp")
@@ -222,10 +222,8 @@ class PictureEstimate:
             self.sources.append((first, stop, None if source is None else source + lo))
         self.slope = None
         if cutoff is not None:
-            count = max(1, min(SLOPE_BLOCKS, frames // SLOPE_BLOCK_FRAMES))
-            starts = [round(k * (frames - min(frames, SLOPE_BLOCK_FRAMES)) / max(count - 1, 1)) for k in range(count)]
-            power = torch.stack([spectrum(s, min(frames, s + SLOPE_BLOCK_FRAMES)).abs().square().mean(-1)
-                                 for s in starts]).mean(0)
+            power = torch.stack([spectrum(a, b).abs().square().mean(-1)
+                                 for a, b in spread_blocks(frames, SLOPE_BLOCKS, SLOPE_BLOCK_FRAMES)]).mean(0)
             self.slope = sbr_slope(power.double(), cutoff).float()
 
     def __call__(self, a: int, b: int, spec: torch.Tensor | None = None) -> torch.Tensor:

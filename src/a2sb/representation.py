@@ -100,3 +100,13 @@ def row_of_frequency(freq_hz: float, n_rows: int = N_ROWS, sample_rate: int = SA
 def frame_of_time(seconds: float, sample_rate: int = SAMPLE_RATE, hop: int = HOP) -> int:
     """Frame index of a time, as the published timestamped masks compute it: int(sr/hop·t)."""
     return int(sample_rate / hop * seconds)
+
+
+def spread_blocks(frames: int, count: int, span: int) -> list[tuple[int, int]]:
+    """Up to `count` evenly spread blocks [start, stop) of `span` frames over `frames` frames, first and
+    last at the ends (fewer blocks when the frames hold fewer; one shorter block when they hold none):
+    what a long recording's whole-file measures (the band replication slope, the hole share) look at,
+    so that hours cost no more than minutes."""
+    count = max(1, min(count, frames // span))
+    span = min(frames, span)
+    return [(start, start + span) for start in (round(k * (frames - span) / max(count - 1, 1)) for k in range(count))]
