@@ -108,7 +108,7 @@ def encode_decode(audio, rate: int, codec: str, kbps: float | None = None, level
     cannot encode this input."""
     import soundfile as sf
 
-    fmt, subtype, codec_rate = _check_codec(codec)
+    _, _, codec_rate = _check_codec(codec)
     x = np.asarray(audio, dtype=np.float32)
     was_1d = x.ndim == 1
     if was_1d:
@@ -130,14 +130,10 @@ def encode_decode(audio, rate: int, codec: str, kbps: float | None = None, level
     at = codec_rate or int(rate)
     if at != rate:
         signal = soxr.resample(signal, rate, at, quality="HQ").astype(np.float32)
-    buffer = io.BytesIO()
-    extra = {"bitrate_mode": "CONSTANT"} if codec == "mp3" else {}
     try:
-        sf.write(buffer, np.ascontiguousarray(signal), at, format=fmt, subtype=subtype,
-                 compression_level=float(min(max(level, 0.0), 0.99)), **extra)
-        size = buffer.tell()
-        buffer.seek(0)
-        decoded, _ = sf.read(buffer, dtype="float32", always_2d=True)
+        data = _encode_bytes(signal.T, at, codec, float(min(max(level, 0.0), 0.99)))
+        size = len(data)
+        decoded, _ = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except Exception as err:  # a rate or channel count the codec cannot carry
         raise A2SBError(f"{codec} round trip failed: {err}") from err
     if at != rate:
