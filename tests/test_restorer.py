@@ -190,6 +190,32 @@ def test_band_level_gain_undoes_a_known_per_row_level_error():
     assert torch.allclose(levels.band_level_gain(louder_below, reference, 200, floor=0.0), gain)
 
 
+def test_band_level_bounds_per_mode_and_per_row():
+    from a2sb.cli.args import BAND_LEVEL_CHOICES
+    from a2sb.model import BAND_LEVELS
+
+    assert BAND_LEVEL_CHOICES == BAND_LEVELS
+    freqs = (np.arange(1024) + 1) * SR / 2048  # picture row r holds STFT bin r + 1
+    for mode, upper in (("match", np.full(1024, 40.0)), ("cap", np.zeros(1024)),
+                        ("split", np.where(freqs < 16000, 40.0, 0.0))):
+        lo, hi = levels.band_level_bounds(mode)
+        assert np.array_equal(lo.numpy(), np.full(1024, -40.0)) and np.array_equal(hi.numpy(), upper), mode
+    # per-row bounds: rows under 16 kHz are raised to the reference, rows above only lowered
+    g = torch.Generator().manual_seed(1)
+    reference = torch.rand(2, 1024, 30, generator=g, dtype=torch.float64) + 0.1
+    quiet = levels.band_level_gain(reference * 0.1, reference, 200, bounds_db=levels.band_level_bounds("split"),
+                                   floor=0.0)
+    below, above = freqs < 15000, freqs > 17000  # away from the bands that straddle 16 kHz
+    below[:200] = False
+    assert torch.allclose(quiet[:, below], torch.full_like(quiet[:, below], 10.0))
+    assert torch.equal(quiet[:, above], torch.ones_like(quiet[:, above]))
+    loud = levels.band_level_gain(reference * 10, reference, 200, bounds_db=levels.band_level_bounds("split"),
+                                  floor=0.0)
+    assert torch.allclose(loud[:, 200:], torch.full_like(loud[:, 200:], 0.1))
+    with pytest.raises(ValueError):
+        levels.band_level_bounds("off")
+
+
 def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
     from a2sb.baselines import bwe_sbr
     from a2sb.metrics import level_bias

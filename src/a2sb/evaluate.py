@@ -159,7 +159,7 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
 
     def a2sb(audio, sample_rate, cutoff_hz=None, gaps=None):
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
-                            sampler=args.sampler, stereo=args.stereo)
+                            sampler=args.sampler, stereo=args.stereo, band_level=getattr(args, "band_level", None))
 
     def a2sb_level(audio, sample_rate, cutoff_hz=None, gaps=None):  # the band at band replication's level
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
@@ -266,7 +266,7 @@ def _codec_methods(names: str | None, args) -> dict:
 
     def a2sb(decoded, cutoff_hz, encoded, clean):
         return restore_a2sb_file(encoded, clean, model=args.model, steps=args.steps, sampler=args.sampler,
-                                 stereo=args.stereo)
+                                 stereo=args.stereo, band_level=getattr(args, "band_level", None))
 
     available = {"decode": decode, "sbr": sbr, "a2sb": a2sb}
     chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS["codec"]).split(",") if name.strip()]
@@ -278,13 +278,14 @@ def _codec_methods(names: str | None, args) -> dict:
     return {name: available[name] for name in dict.fromkeys(chosen)}
 
 
-def restore_a2sb_file(encoded: Path, clean: np.ndarray, model=None, steps=None, sampler=None, stereo=None):
+def restore_a2sb_file(encoded: Path, clean: np.ndarray, model=None, steps=None, sampler=None, stereo=None,
+                      band_level=None):
     """Restore an encoded file with `Restorer.restore_file`, cutoff and gaps found automatically as `a2sb
     restore FILE` does (seed 0, no peak-safe gain); returns the output read back at 44.1 kHz and aligned to
     `clean`, and what the restorer found: {"restorer_cutoff_hz", "restorer_gaps"}."""
     from .codecs import align
 
-    restorer = _restorer(model, steps, sampler, stereo)
+    restorer = _restorer(model, steps, sampler, stereo, band_level)
     output = restorer.default_output_path(encoded)
     try:
         report = restorer.restore_file(encoded, output, cutoff="auto", gaps="auto", overwrite=True)

@@ -5,7 +5,8 @@
   music around the gap (gaps longer than the model fills well are filled too, with a warning:
   a2sb.plan.gap_warnings).
 - Bandwidth extension: `match_band_level` brings a regenerated band to band replication's level
-  ("match") or never above it ("cap"), optionally lowered by a model's `band_level_offsets_db` table.
+  ("match"), never above it ("cap"), or to it up to 16 kHz and never above it higher up ("split";
+  `band_level_bounds`), optionally lowered by a model's `band_level_offsets_db` table.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CONTEXT_LEVEL_ROWS = 9  # the level correction is smoothed over this many freque
 CONTEXT_LEVEL_DB = (-120.0, 20.0)  # bounds of the correction (dB of |S|)
 BAND_LEVEL_OCTAVES = 1 / 3  # bandwidth extension: the level of each row's band this wide is corrected ...
 BAND_LEVEL_DB = (-40.0, 40.0)  # ... within these bounds (dB)
+BAND_LEVEL_SPLIT_HZ = 16000.0  # "split": band replication's level below this, at most it above
 
 
 def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CONTEXT_LEVEL_ROWS,
@@ -41,14 +43,15 @@ def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CO
 
 
 def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
-                    octaves: float = BAND_LEVEL_OCTAVES, bounds_db: tuple[float, float] = BAND_LEVEL_DB,
+                    octaves: float = BAND_LEVEL_OCTAVES, bounds_db: tuple = BAND_LEVEL_DB,
                     floor: float = 1e-10, offsets_db: torch.Tensor | None = None) -> torch.Tensor:
     """Per-row gains (channels, rows) for the magnitudes `fill` (channels, rows, frames) that give every
     row from `first_row` up the mean over frames of log band power of `reference` (same shape): the band
     is `octaves` wide around the row, clipped to the rows from `first_row` (the known rows below are
     alike in both and would dilute the correction). The statistic is that of the per-octave level bias
     (a2sb.metrics.level_bias) at a finer resolution; rows below `first_row` get 1. `floor` in |S|².
-    `offsets_db` (rows,) lowers each row's target by that much (after the band averaging: no smoothing)."""
+    `offsets_db` (rows,) lowers each row's target by that much (after the band averaging: no smoothing).
+    `bounds_db`: (lower, upper) dB, numbers or per-row tensors (rows,) as band_level_bounds makes them."""
     rows = fill.shape[-2]
     r = torch.arange(rows)
     lo = torch.floor(r * 2.0 ** (-octaves / 2)).long().clamp(min=first_row, max=rows - 1)
@@ -63,9 +66,28 @@ def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
     gain_db = 10 / math.log(10) * (mean_log_band(reference) - mean_log_band(fill))
     if offsets_db is not None:
         gain_db = gain_db - offsets_db.to(gain_db)
-    gain = 10 ** (gain_db.clamp(*bounds_db) / 20)
+    lower, upper = (torch.as_tensor(b, dtype=gain_db.dtype).expand(rows) for b in bounds_db)
+    gain = 10 ** (torch.maximum(torch.minimum(gain_db, upper), lower) / 20)
     gain[..., :first_row] = 1.0
     return gain
+
+
+def band_level_bounds(mode: str, rows: int = N_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """The bounds (dB) of the band level gain of each picture row, (lower, upper), each (rows,), for a band
+    level `mode`: "match" (BAND_LEVEL_DB: raised or lowered to band replication's level), "cap" (only
+    lowered) or "split" (match below BAND_LEVEL_SPLIT_HZ, cap from there up). Why split: up to 16 kHz band
+    replication's envelope is right on average while the model's band comes out several dB too quiet
+    (benchmarks/quality.md); above it band replication is often too loud (~10 dB from high cutoffs) and
+    much real music, every lossy decode included, is nearly empty there."""
+    lower = torch.full((rows,), BAND_LEVEL_DB[0], dtype=torch.float64)
+    upper = torch.full((rows,), BAND_LEVEL_DB[1], dtype=torch.float64)
+    if mode == "cap":
+        upper[:] = 0.0
+    elif mode == "split":
+        upper[row_of_frequency(BAND_LEVEL_SPLIT_HZ):] = 0.0
+    elif mode != "match":
+        raise ValueError(f"no band level bounds for mode '{mode}'")
+    return lower, upper
 
 
 def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> torch.Tensor:
@@ -92,7 +114,7 @@ def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> 
 
 
 def match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, first_row: int,
-                      bounds_db: tuple[float, float] = BAND_LEVEL_DB, offsets_db: torch.Tensor | None = None):
+                      bounds_db: tuple = BAND_LEVEL_DB, offsets_db: torch.Tensor | None = None):
     """Ours, not published: bring the band a bandwidth extension generates to band replication's level.
 
     Small models and a few sampling steps leave the regenerated band too quiet or too loud (ours: 8-27 dB
@@ -103,8 +125,9 @@ def match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, 
     network makes is not an exact STFT: its inverse loses some of the band's power (a few dB where the
     phases are incoherent), so the gain is judged a second time on the block resynthesised and analysed
     again (without the frames at its ends, which lack their neighbours). `bounds_db` with 0 dB at the top
-    ("cap") only ever lowers the band, in both passes: where resynthesis loses power, a capped band can
-    end a few dB below band replication's level, never above it. `offsets_db` (rows,), when given, is
+    ("cap", and "split" from 16 kHz up: band_level_bounds) only ever lowers the band, in both passes:
+    where resynthesis loses power, a capped band can end a few dB below band replication's level, never
+    above it. `offsets_db` (rows,), when given, is
     band replication's expected level error per row (band_level_offsets_db): the target is that much lower."""
     if x0 is None:
         return a, b, x0

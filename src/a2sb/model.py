@@ -27,7 +27,9 @@ DEFAULT_MODEL = "default"
 PUBLISHED_STEPS = 50
 
 
-BAND_LEVELS = ("off", "match", "cap")  # the model's band level match: none, band replication's, at most it
+# the model's band level match (a2sb.levels.band_level_bounds): none, band replication's, at most it, or
+# band replication's up to 16 kHz and at most it above
+BAND_LEVELS = ("off", "match", "cap", "split")
 
 
 def check_band_level_offsets(table: dict | None) -> dict | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+# a2sb.model.BAND_LEVELS, spelled out so that parsing arguments does not import torch (a test keeps them equal)
+BAND_LEVEL_CHOICES = ("off", "match", "cap", "split")
+
 
 def numbers(text: str) -> list[float]:
     """An argparse type: comma-separated numbers ("0.5", "0.3,0.7"; empty items are skipped)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..degrade import LOWPASS_KINDS
 from ..errors import A2SBError
+from .args import BAND_LEVEL_CHOICES
 
 
 def add_parser(subparsers) -> None:
@@ -61,6 +62,9 @@ def add_parser(subparsers) -> None:
     quality.add_argument("--sampler", choices=("sde", "ode"), help="a2sb: bridge sampler (default: the model's)")
     quality.add_argument("--stereo", choices=("shared", "independent", "midside"),
                          help="a2sb: how stereo channels are restored (default: shared)")
+    quality.add_argument("--band-level", choices=BAND_LEVEL_CHOICES,
+                         help="a2sb: level of a regenerated band against band replication's (a2sb.levels; "
+                              "default: the model's)")
     quality.add_argument("--max-seconds", type=float, metavar="S", help="score only the middle S seconds of a file")
     quality.add_argument("--plot", metavar="PNG", help="write a per-file plot of the scores")
     quality.add_argument("--json", metavar="FILE", help="write per-file scores and the summary as JSON")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from ..errors import A2SBError, print_error
-from .args import numbers, split_fractions
+from .args import BAND_LEVEL_CHOICES, numbers, split_fractions
 
 
 def add_parser(sub) -> None:
@@ -128,8 +128,8 @@ def _add_train_and_export(subparsers) -> None:
     e.add_argument("--sampler", choices=("sde", "ode"), default="sde", help="default sampler of the model")
     e.add_argument("--stereo-mix", type=float, default=0.0, metavar="M",
                    help="dsp prior: share of the mid in both channels' band replication (0..1, default 0)")
-    e.add_argument("--band-level", choices=("off", "match", "cap"), default="off",
-                   help="the model's default level correction of bandwidth extension (default off)")
+    e.add_argument("--band-level", choices=BAND_LEVEL_CHOICES, default="off",
+                   help="the model's default level correction of bandwidth extension (a2sb.levels; default off)")
     e.add_argument("--band-level-offsets", metavar="JSON",
                    help="band replication's level error per octave, taken off the band level reference "
                         "(written by experiments/level_predictability.py --fit)")
