@@ -190,30 +190,35 @@ def test_band_level_gain_undoes_a_known_per_row_level_error():
     assert torch.allclose(levels.band_level_gain(louder_below, reference, 200, floor=0.0), gain)
 
 
-def test_band_level_bounds_per_mode_and_per_row():
+def test_band_level_split_matches_below_16k_and_lifts_above_only_with_the_band_below():
     from a2sb.cli.args import BAND_LEVEL_CHOICES
     from a2sb.model import BAND_LEVELS
 
     assert BAND_LEVEL_CHOICES == BAND_LEVELS
+    split = levels.band_level_limits("split")
     freqs = (np.arange(1024) + 1) * SR / 2048  # picture row r holds STFT bin r + 1
-    for mode, upper in (("match", np.full(1024, 40.0)), ("cap", np.zeros(1024)),
-                        ("split", np.where(freqs < 16000, 40.0, 0.0))):
-        lo, hi = levels.band_level_bounds(mode)
-        assert np.array_equal(lo.numpy(), np.full(1024, -40.0)) and np.array_equal(hi.numpy(), upper), mode
-    # per-row bounds: rows under 16 kHz are raised to the reference, rows above only lowered
+    below, above = (freqs > 4500) & (freqs < 14000), freqs > 18000  # away from the bands across 16 kHz
     g = torch.Generator().manual_seed(1)
     reference = torch.rand(2, 1024, 30, generator=g, dtype=torch.float64) + 0.1
-    quiet = levels.band_level_gain(reference * 0.1, reference, 200, bounds_db=levels.band_level_bounds("split"),
-                                   floor=0.0)
-    below, above = freqs < 15000, freqs > 17000  # away from the bands that straddle 16 kHz
-    below[:200] = False
-    assert torch.allclose(quiet[:, below], torch.full_like(quiet[:, below], 10.0))
-    assert torch.equal(quiet[:, above], torch.ones_like(quiet[:, above]))
-    loud = levels.band_level_gain(reference * 10, reference, 200, bounds_db=levels.band_level_bounds("split"),
-                                  floor=0.0)
-    assert torch.allclose(loud[:, 200:], torch.full_like(loud[:, 200:], 0.1))
+    # 20 dB too quiet below 16 kHz, 10 dB too quiet above: all rows are lifted by 20 dB ... unless the
+    # reference is lower than that above: then up to the reference only (never louder than it)
+    tilt = torch.where(torch.from_numpy(freqs) < 16000, 0.1, 10 ** (-10 / 20))[:, None]
+    gain = levels.band_level_gain(reference * tilt, reference, 190, floor=0.0, **split)
+    assert torch.allclose(gain[:, below], torch.full_like(gain[:, below], 10.0))
+    assert torch.allclose(gain[:, above], torch.full_like(gain[:, above], 10 ** (10 / 20)))
+    # 30 dB too quiet above 16 kHz but right below: not raised above (the band below was not lifted)
+    tilt = torch.where(torch.from_numpy(freqs) < 16000, 1.0, 10 ** (-30 / 20))[:, None]
+    gain = levels.band_level_gain(reference * tilt, reference, 190, floor=0.0, **split)
+    assert torch.allclose(gain[:, below], torch.ones_like(gain[:, below]))
+    assert torch.allclose(gain[:, above], torch.ones_like(gain[:, above]))
+    # too loud: lowered everywhere, as "match" and "cap" do; a band that starts above 16 kHz is only capped
+    loud = levels.band_level_gain(reference * 10, reference, 190, floor=0.0, **split)
+    assert torch.allclose(loud[:, 190:], torch.full_like(loud[:, 190:], 0.1))
+    high = levels.band_level_gain(reference * 0.1, reference, 800, floor=0.0, **split)
+    assert torch.equal(high, levels.band_level_gain(reference * 0.1, reference, 800, floor=0.0,
+                                                    **levels.band_level_limits("cap")))
     with pytest.raises(ValueError):
-        levels.band_level_bounds("off")
+        levels.band_level_limits("off")
 
 
 def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):

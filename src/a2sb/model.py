@@ -27,7 +27,7 @@ DEFAULT_MODEL = "default"
 PUBLISHED_STEPS = 50
 
 
-# the model's band level match (a2sb.levels.band_level_bounds): none, band replication's, at most it, or
+# the model's band level match (a2sb.levels.band_level_limits): none, band replication's, at most it, or
 # band replication's up to 16 kHz and at most it above
 BAND_LEVELS = ("off", "match", "cap", "split")
 

@@ -50,7 +50,7 @@ from .audio import (
     temporary_beside,
 )
 from .errors import A2SBError
-from .levels import band_level_bounds, band_level_offsets_db, match_band_level
+from .levels import band_level_limits, band_level_offsets_db, match_band_level
 from .masks import MIN_WORK_SAMPLES, HoleCells, PictureMask
 from .model import BAND_LEVELS
 from .output import (
@@ -460,10 +460,10 @@ class Restorer:
         with torch.inference_mode():
             if mask.mode == "whole":
                 if reference is not None:
-                    bounds = band_level_bounds(opts.band_level)
+                    limits = band_level_limits(opts.band_level)
                     table = model.band_level_offsets
                     offsets = band_level_offsets_db(table, mask.cutoff) if table else None
-                    blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets)
+                    blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, limits, offsets)
                               for a, b, x0 in blocks)
                 write_whole(blocks, mask, channels, out_rate, out_length,
                             (lambda chunk: write(mid_side(chunk, inverse=True))) if midside else write)
