@@ -190,37 +190,6 @@ def test_band_level_gain_undoes_a_known_per_row_level_error():
     assert torch.allclose(levels.band_level_gain(louder_below, reference, 200, floor=0.0), gain)
 
 
-def test_band_level_split_matches_below_16k_and_lifts_above_only_with_the_band_below():
-    from a2sb.cli.args import BAND_LEVEL_CHOICES
-    from a2sb.model import BAND_LEVELS
-
-    assert BAND_LEVEL_CHOICES == BAND_LEVELS
-    split = levels.band_level_limits("split")
-    freqs = (np.arange(1024) + 1) * SR / 2048  # picture row r holds STFT bin r + 1
-    below, above = (freqs > 4500) & (freqs < 14000), freqs > 18000  # away from the bands across 16 kHz
-    g = torch.Generator().manual_seed(1)
-    reference = torch.rand(2, 1024, 30, generator=g, dtype=torch.float64) + 0.1
-    # 20 dB too quiet below 16 kHz, 10 dB too quiet above: all rows are lifted by 20 dB ... unless the
-    # reference is lower than that above: then up to the reference only (never louder than it)
-    tilt = torch.where(torch.from_numpy(freqs) < 16000, 0.1, 10 ** (-10 / 20))[:, None]
-    gain = levels.band_level_gain(reference * tilt, reference, 190, floor=0.0, **split)
-    assert torch.allclose(gain[:, below], torch.full_like(gain[:, below], 10.0))
-    assert torch.allclose(gain[:, above], torch.full_like(gain[:, above], 10 ** (10 / 20)))
-    # 30 dB too quiet above 16 kHz but right below: not raised above (the band below was not lifted)
-    tilt = torch.where(torch.from_numpy(freqs) < 16000, 1.0, 10 ** (-30 / 20))[:, None]
-    gain = levels.band_level_gain(reference * tilt, reference, 190, floor=0.0, **split)
-    assert torch.allclose(gain[:, below], torch.ones_like(gain[:, below]))
-    assert torch.allclose(gain[:, above], torch.ones_like(gain[:, above]))
-    # too loud: lowered everywhere, as "match" and "cap" do; a band that starts above 16 kHz is only capped
-    loud = levels.band_level_gain(reference * 10, reference, 190, floor=0.0, **split)
-    assert torch.allclose(loud[:, 190:], torch.full_like(loud[:, 190:], 0.1))
-    high = levels.band_level_gain(reference * 0.1, reference, 800, floor=0.0, **split)
-    assert torch.equal(high, levels.band_level_gain(reference * 0.1, reference, 800, floor=0.0,
-                                                    **levels.band_level_limits("cap")))
-    with pytest.raises(ValueError):
-        levels.band_level_limits("off")
-
-
 def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
     from a2sb.baselines import bwe_sbr
     from a2sb.metrics import level_bias
@@ -238,6 +207,10 @@ def test_bwe_level_match_gives_the_band_the_level_of_band_replication(toy):
     # (both passes are capped, so a band whose resynthesis loses power can end a few dB below the level)
     assert capped_bias[loud].max() < 1.5 and capped_bias[loud].min() > -5.0
     assert np.abs(capped_bias[quiet] - raw_bias[quiet]).max() < 1.0
+    from a2sb.cli.args import BAND_LEVEL_CHOICES
+    from a2sb.model import BAND_LEVELS
+
+    assert BAND_LEVEL_CHOICES == BAND_LEVELS  # the command line offers the model's modes
     toy.default_band_level = "cap"  # a model's default is used
     assert np.array_equal(restore_audio(x, SR, cutoff=4000, model=toy, **FAST)[0], capped)
     with pytest.raises(A2SBError, match="band level"):

@@ -5,8 +5,7 @@
   music around the gap (gaps longer than the model fills well are filled too, with a warning:
   a2sb.plan.gap_warnings).
 - Bandwidth extension: `match_band_level` brings a regenerated band to band replication's level
-  ("match"), never above it ("cap"), or to it up to 16 kHz and never above it higher up ("split";
-  `band_level_limits`), optionally lowered by a model's `band_level_offsets_db` table.
+  ("match") or never above it ("cap"), optionally lowered by a model's `band_level_offsets_db` table.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ CONTEXT_LEVEL_ROWS = 9  # the level correction is smoothed over this many freque
 CONTEXT_LEVEL_DB = (-120.0, 20.0)  # bounds of the correction (dB of |S|)
 BAND_LEVEL_OCTAVES = 1 / 3  # bandwidth extension: the level of each row's band this wide is corrected ...
 BAND_LEVEL_DB = (-40.0, 40.0)  # ... within these bounds (dB)
-BAND_LEVEL_SPLIT_HZ = 16000.0  # "split": band replication's level below this, at most it above
 
 
 def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CONTEXT_LEVEL_ROWS,
@@ -44,18 +42,13 @@ def context_level_gain(fill: torch.Tensor, context: torch.Tensor, rows: int = CO
 
 def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
                     octaves: float = BAND_LEVEL_OCTAVES, bounds_db: tuple[float, float] = BAND_LEVEL_DB,
-                    floor: float = 1e-10, offsets_db: torch.Tensor | None = None,
-                    hold_from: int | None = None) -> torch.Tensor:
+                    floor: float = 1e-10, offsets_db: torch.Tensor | None = None) -> torch.Tensor:
     """Per-row gains (channels, rows) for the magnitudes `fill` (channels, rows, frames) that give every
     row from `first_row` up the mean over frames of log band power of `reference` (same shape): the band
     is `octaves` wide around the row, clipped to the rows from `first_row` (the known rows below are
     alike in both and would dilute the correction). The statistic is that of the per-octave level bias
     (a2sb.metrics.level_bias) at a finer resolution; rows below `first_row` get 1. `floor` in |S|².
-    `offsets_db` (rows,) lowers each row's target by that much (after the band averaging: no smoothing).
-    The gain stays within `bounds_db`; with `hold_from`, rows from there up are raised at most as much as
-    the highest row whose band lies below it (per channel; not at all when that row is not regenerated), so the band
-    above keeps the model's own shape, lifted with the band below it, and never comes out louder than the
-    reference (band_level_limits, "split")."""
+    `offsets_db` (rows,) lowers each row's target by that much (after the band averaging: no smoothing)."""
     rows = fill.shape[-2]
     r = torch.arange(rows)
     lo = torch.floor(r * 2.0 ** (-octaves / 2)).long().clamp(min=first_row, max=rows - 1)
@@ -70,33 +63,9 @@ def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
     gain_db = 10 / math.log(10) * (mean_log_band(reference) - mean_log_band(fill))
     if offsets_db is not None:
         gain_db = gain_db - offsets_db.to(gain_db)
-    gain_db = gain_db.clamp(*bounds_db)
-    if hold_from is not None and hold_from < rows:
-        hold = max(hold_from, first_row)
-        below = math.floor(hold * 2.0 ** (-octaves / 2)) - 1  # the highest row whose band ends below `hold`
-        lift = gain_db[..., below:below + 1].clamp(min=0.0) if below >= first_row \
-            else torch.zeros_like(gain_db[..., :1])
-        gain_db[..., hold:] = torch.minimum(gain_db[..., hold:], lift)
-    gain = 10 ** (gain_db / 20)
+    gain = 10 ** (gain_db.clamp(*bounds_db) / 20)
     gain[..., :first_row] = 1.0
     return gain
-
-
-def band_level_limits(mode: str) -> dict:
-    """The limits of the band level gain (band_level_gain's `bounds_db` and `hold_from`) for a band level
-    `mode`: "match" (BAND_LEVEL_DB: raised or lowered to band replication's level), "cap" (only lowered)
-    or "split" (match below BAND_LEVEL_SPLIT_HZ; from there up only lowered, or lifted as much as the band
-    just below it, never above band replication's level: no step in the spectrum at the split). Why
-    split: up to 16 kHz band replication's envelope is right on average while the model's band comes out
-    several dB too quiet (benchmarks/quality.md); above it band replication is often too loud (~10 dB
-    from high cutoffs) and much real music, every lossy decode included, is nearly empty there."""
-    if mode == "match":
-        return {"bounds_db": BAND_LEVEL_DB}
-    if mode == "cap":
-        return {"bounds_db": (BAND_LEVEL_DB[0], 0.0)}
-    if mode == "split":
-        return {"bounds_db": BAND_LEVEL_DB, "hold_from": row_of_frequency(BAND_LEVEL_SPLIT_HZ)}
-    raise ValueError(f"no band level limits for mode '{mode}'")
 
 
 def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> torch.Tensor:
@@ -123,7 +92,7 @@ def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> 
 
 
 def match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, first_row: int,
-                      limits: dict | None = None, offsets_db: torch.Tensor | None = None):
+                      bounds_db: tuple[float, float] = BAND_LEVEL_DB, offsets_db: torch.Tensor | None = None):
     """Ours, not published: bring the band a bandwidth extension generates to band replication's level.
 
     Small models and a few sampling steps leave the regenerated band too quiet or too loud (ours: 8-27 dB
@@ -133,22 +102,21 @@ def match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, 
     picture of the same frames), so the model's timing and fine structure are kept. The picture the
     network makes is not an exact STFT: its inverse loses some of the band's power (a few dB where the
     phases are incoherent), so the gain is judged a second time on the block resynthesised and analysed
-    again (without the frames at its ends, which lack their neighbours). `limits` (band_level_limits;
-    default "match") with 0 dB at the top ("cap") only ever lowers the band, in both passes: where
-    resynthesis loses power, a capped band can end a few dB below band replication's level, never above it. `offsets_db` (rows,), when given, is
+    again (without the frames at its ends, which lack their neighbours). `bounds_db` with 0 dB at the top
+    ("cap") only ever lowers the band, in both passes: where resynthesis loses power, a capped band can
+    end a few dB below band replication's level, never above it. `offsets_db` (rows,), when given, is
     band replication's expected level error per row (band_level_offsets_db): the target is that much lower."""
     if x0 is None:
         return a, b, x0
     target = reference[:, 0].to(x0.device).float() ** 4  # |S| from the picture's |S|^0.25
-    limits = band_level_limits("match") if limits is None else limits
-    gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row, offsets_db=offsets_db, **limits)
+    gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row, bounds_db=bounds_db, offsets_db=offsets_db)
     edge = 2 if x0.shape[-1] > 8 else 0
     if x0.shape[-1] - 2 * edge >= 4:
         fixed = x0.float().clone()
         fixed[:, 0] *= gain[..., None].to(fixed) ** 0.25
         again = stft(istft(representation_to_spec(fixed, phase_fix=True)))[:, 1:, edge:x0.shape[-1] - edge]
         gain = gain * band_level_gain(again.abs(), target[..., edge:x0.shape[-1] - edge], first_row,
-                                      offsets_db=offsets_db, **limits).to(gain)
+                                      bounds_db=bounds_db, offsets_db=offsets_db).to(gain)
     x0 = x0.clone()
     x0[:, 0] *= gain[..., None].to(x0) ** 0.25
     return a, b, x0

@@ -27,9 +27,7 @@ DEFAULT_MODEL = "default"
 PUBLISHED_STEPS = 50
 
 
-# the model's band level match (a2sb.levels.band_level_limits): none, band replication's, at most it, or
-# band replication's up to 16 kHz and at most it above
-BAND_LEVELS = ("off", "match", "cap", "split")
+BAND_LEVELS = ("off", "match", "cap")  # the model's band level match: none, band replication's, at most it
 
 
 def check_band_level_offsets(table: dict | None) -> dict | None:

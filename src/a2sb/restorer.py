@@ -50,7 +50,7 @@ from .audio import (
     temporary_beside,
 )
 from .errors import A2SBError
-from .levels import band_level_limits, band_level_offsets_db, match_band_level
+from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level
 from .masks import MIN_WORK_SAMPLES, HoleCells, PictureMask
 from .model import BAND_LEVELS
 from .output import (
@@ -155,7 +155,7 @@ class Restorer:
     `sampler` ("sde"/"ode"), `window`/`hop` (MultiDiffusion, frames), `batch_size` (windows per network
     call, or "auto": as many as fit in memory; how batches are composed changes the last bits), `stereo`
     ("shared" noise for both channels, "independent" (published), "midside"),
-    `band_level` ("off"/"match"/"cap"/"split": the level of a regenerated band against band replication's,
+    `band_level` ("off"/"match"/"cap": the level of a regenerated band against band replication's,
     `a2sb.levels`), `level_match` (gap fills at the level of the music around them), `fast_inpainting`
     (gaps only: run only the windows near gaps; the same result), `downmix` (more than two channels
     mixed to mono), `peak_safety` (lower an output that would clip; reported).
@@ -460,10 +460,10 @@ class Restorer:
         with torch.inference_mode():
             if mask.mode == "whole":
                 if reference is not None:
-                    limits = band_level_limits(opts.band_level)
+                    bounds = BAND_LEVEL_DB if opts.band_level == "match" else (BAND_LEVEL_DB[0], 0.0)
                     table = model.band_level_offsets
                     offsets = band_level_offsets_db(table, mask.cutoff) if table else None
-                    blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, limits, offsets)
+                    blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets)
                               for a, b, x0 in blocks)
                 write_whole(blocks, mask, channels, out_rate, out_length,
                             (lambda chunk: write(mid_side(chunk, inverse=True))) if midside else write)

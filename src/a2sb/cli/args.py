@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 # a2sb.model.BAND_LEVELS, spelled out so that parsing arguments does not import torch (a test keeps them equal)
-BAND_LEVEL_CHOICES = ("off", "match", "cap", "split")
+BAND_LEVEL_CHOICES = ("off", "match", "cap")
 
 
 def numbers(text: str) -> list[float]:

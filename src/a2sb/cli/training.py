@@ -129,7 +129,7 @@ def _add_train_and_export(subparsers) -> None:
     e.add_argument("--stereo-mix", type=float, default=0.0, metavar="M",
                    help="dsp prior: share of the mid in both channels' band replication (0..1, default 0)")
     e.add_argument("--band-level", choices=BAND_LEVEL_CHOICES, default="off",
-                   help="the model's default level correction of bandwidth extension (a2sb.levels; default off)")
+                   help="the model's default level correction of bandwidth extension (default off)")
     e.add_argument("--band-level-offsets", metavar="JSON",
                    help="band replication's level error per octave, taken off the band level reference "
                         "(written by experiments/level_predictability.py --fit)")
