@@ -156,6 +156,7 @@ def test_restore_in_browser_equals_cli(app_url, browser, artifacts, tmp_path):
     upload.send_keys(f"{EXAMPLE}\n{GAPS}")  # two files at once; the first is chosen
     wait.until(lambda d: "lowpass at" in _value(d, "#findings textarea"))
     assert browser.find_element(By.CSS_SELECTOR, "#cutoff-on input").is_selected()
+    assert not browser.find_element(By.CSS_SELECTOR, "#holes-on input").is_selected()  # not a lossy decode
     hz = float(browser.find_element(By.CSS_SELECTOR, "#cutoff-hz input").get_attribute("value"))
     assert 3000 < hz < 4500, hz  # the example is lowpassed at 4 kHz
     browser.save_screenshot(str(artifacts / "app-analysed.png"))
@@ -230,3 +231,17 @@ def test_bad_upload_shows_one_line(app_url, browser, tmp_path):
     message = _text(browser, "#status")
     assert "notes.wav" in message and "cannot read audio file" in message
     assert "Traceback" not in message and len(message.splitlines()) == 1
+
+
+def test_lossy_upload_turns_the_hole_repair_on(app_url, browser, tmp_path):
+    from a2sb.codecs import encode_file
+
+    clean, rate = sf.read(str(ROOT / "examples" / "example.flac"), dtype="float32")
+    mp3 = encode_file(clean.T, rate, "mp3", 64, tmp_path / "lossy.mp3").path
+    browser.get(app_url)
+    wait = WebDriverWait(browser, 60)
+    upload = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#upload input[type=file]")))
+    upload.send_keys(str(mp3))
+    wait.until(lambda d: "lossy codec (MP3" in _value(d, "#findings textarea"))
+    assert browser.find_element(By.CSS_SELECTOR, "#holes-on input").is_selected()
+    assert browser.find_element(By.CSS_SELECTOR, "#cutoff-on input").is_selected()

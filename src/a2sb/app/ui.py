@@ -1,7 +1,7 @@
 """The page of `a2sb app` (Gradio Blocks) over an `AppCore`, and `serve` that runs it.
 
 Gradio is imported here only; `a2sb.app.core` does the work. Element ids (`elem_id`) name what the browser
-test looks for: upload, file-choice, findings, cutoff-on, cutoff-hz, gaps, quality, model, seed, restore,
+test looks for: upload, file-choice, findings, cutoff-on, cutoff-hz, holes-on, gaps, quality, model, seed, restore,
 cancel, status, report, spec-before, spec-after, play-input, play-restored, play-difference, download.
 """
 
@@ -22,7 +22,7 @@ DEFAULT_CUTOFF_HZ = 16000.0
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]  # nothing fetched from a font CDN
 SYSTEM_MONO = ["ui-monospace", "monospace"]
 INTRO = ("**a2sb**: restore damaged music. Drop one or more audio files, check what was found "
-         "(a lowpass cutoff, dropouts), change it if you like, and press **Restore**.")
+         "(a lowpass cutoff, the holes of a lossy codec, dropouts), change it if you like, and press **Restore**.")
 
 
 def build(core: AppCore):
@@ -44,6 +44,8 @@ def build(core: AppCore):
                                             elem_id="cutoff-on")
                     cutoff_hz = gr.Number(label="Cutoff (Hz)", value=DEFAULT_CUTOFF_HZ, minimum=1,
                                           elem_id="cutoff-hz")
+                holes_on = gr.Checkbox(label="Repair codec holes below the cutoff (lossy decodes: MP3, Vorbis, ...)",
+                                       value=False, elem_id="holes-on")
                 gaps = gr.Textbox(label="Gaps to fill (start-end, comma separated)",
                                   placeholder="0:12.0-0:12.3, 1:04.5-1:04.8", elem_id="gaps")
                 with gr.Row():
@@ -77,13 +79,13 @@ def build(core: AppCore):
             results = [None] * 7
             upload = next((u for u in found if u.name == name), None)
             if upload is None or upload.plan is None:
-                return ["", gr.update(), gr.update(), "", *results]
+                return ["", gr.update(), gr.update(), gr.update(), "", *results]
             plan = upload.plan
             return [upload.found(), plan.cutoff_hz is not None,
-                    DEFAULT_CUTOFF_HZ if plan.cutoff_hz is None else round(plan.cutoff_hz), format_gap_list(plan.gaps),
-                    *results]
+                    DEFAULT_CUTOFF_HZ if plan.cutoff_hz is None else round(plan.cutoff_hz), bool(plan.holes),
+                    format_gap_list(plan.gaps), *results]
 
-        def on_restore(found, name, on, hz, gap_text, quality_name, model_name, seed_value,
+        def on_restore(found, name, on, hz, holes_value, gap_text, quality_name, model_name, seed_value,
                        progress=gr.Progress()):  # noqa: B008 (how Gradio injects its progress bar)
             keep = [gr.skip()] * 7
             upload = next((u for u in found if u.name == name), None)
@@ -97,8 +99,10 @@ def build(core: AppCore):
                     else parse_gap_list(gap_text)
                 if plan and plan.cutoff_hz is not None and hz is not None and float(hz) == round(plan.cutoff_hz):
                     hz = plan.cutoff_hz
+                # the hole repair as detected unless the box was changed
+                holes = None if plan and bool(holes_value) == bool(plan.holes) else bool(holes_value)
                 progress(0.0, desc="restoring")
-                result = core.restore(upload, cutoff_on=bool(on), cutoff_hz=hz, gaps=gap_list,
+                result = core.restore(upload, cutoff_on=bool(on), cutoff_hz=hz, gaps=gap_list, holes=holes,
                                       quality=quality_name, model=model_name, seed=int(seed_value or 0),
                                       progress=lambda done, total: progress((done, total), desc="restoring",
                                                                             unit="windows"))
@@ -112,8 +116,8 @@ def build(core: AppCore):
 
         files.upload(on_upload, [files], [uploads, choice, status])
         results = [before, after, play_in, play_out, play_diff, report, download]
-        choice.change(on_choose, [uploads, choice], [findings, cutoff_on, cutoff_hz, gaps, *results])
-        restore.click(on_restore, [uploads, choice, cutoff_on, cutoff_hz, gaps, quality, model, seed],
+        choice.change(on_choose, [uploads, choice], [findings, cutoff_on, cutoff_hz, holes_on, gaps, *results])
+        restore.click(on_restore, [uploads, choice, cutoff_on, cutoff_hz, holes_on, gaps, quality, model, seed],
                       [status, before, after, play_in, play_out, play_diff, report, download],
                       concurrency_limit=1, concurrency_id="restore")
         cancel.click(lambda: core.cancel.set(), None, None, queue=False)
