@@ -1,9 +1,10 @@
 """Output assembly: the model's finished picture blocks become the output audio.
 
 - `write_whole` (bandwidth extension: every sample is the model's): streaming inverse STFT, resampled
-  back to the output rate; `write_spliced` (gaps only): the input copied through, the model's waveform
-  spliced into each gap with raised-cosine crossfades just outside it, its level matched to the music
-  around it (`a2sb.levels`).
+  back to the output rate; dropouts filled in the same pass get the gap fills' safety bounds against
+  the restored music around them (`FillGuard`); `write_spliced` (gaps only): the input copied through,
+  the model's waveform spliced into each gap with raised-cosine crossfades just outside it, its level
+  matched to the music around it (`a2sb.levels`).
 - `OutputFormat`: the container, sample format and rate of a file output, following the input's.
 - `finish`: the peak-safe gain (the output never clips; reported), then the sample format, with TPDF
   dither for 16-bit outputs, written atomically.
@@ -22,7 +23,7 @@ import torch
 
 from .audio import SAMPLE_RATE, AudioWriter, StreamResampler, resample
 from .errors import A2SBError
-from .levels import make_fill_safe, match_context_level
+from .levels import FILL_CONTEXT_SECONDS, make_fill_safe, match_context_level
 from .masks import PictureMask
 from .picture import OverlapAdd, WaveformPicture
 from .representation import HOP, N_FFT, representation_to_spec
@@ -43,26 +44,117 @@ def mid_side(x: np.ndarray, inverse: bool = False) -> np.ndarray:
     return np.stack([a + b, a - b]) if inverse else np.stack([(a + b) / 2, (a - b) / 2])
 
 
-def write_whole(blocks, mask: PictureMask, channels: int, out_rate: int, out_length: int, write) -> None:
-    """Every output sample is the model's: streaming inverse STFT of the finished blocks."""
-    ola = OverlapAdd(channels)
+def write_whole(blocks, mask: PictureMask, channels: int, out_rate: int, out_length: int, write,
+                fill_safety: bool = True, midside: bool = False) -> None:
+    """Every output sample is the model's: streaming inverse STFT of the finished blocks (mid/side turned
+    back into left/right with `midside`). Gaps in the mask (a band and dropouts together) get the safety
+    bounds of gap fills (`FillGuard`, with `fill_safety`) before the output is resampled and written."""
     resampler = StreamResampler(SAMPLE_RATE, out_rate, channels, out_length, write) if out_rate != SAMPLE_RATE \
         else None
+    sink = resampler.write if resampler else write
+    gaps = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in mask.gaps]
+    guard = FillGuard(gaps, generated_spans(mask), mask.length, sink) if fill_safety and gaps else None
+    ola = OverlapAdd(channels)
     done = 0
 
     def emit(start: int, samples: torch.Tensor) -> None:
         nonlocal done
         keep = samples[:, :max(0, mask.length - start)].numpy()
         if keep.shape[1]:
-            (resampler.write if resampler else write)(keep)
+            keep = mid_side(keep, inverse=True) if midside else keep
+            (guard.write if guard else sink)(keep)
             done = start + keep.shape[1]
 
     for _, _, x0 in blocks:
         emit(*ola.push(representation_to_spec(x0.float().cpu(), phase_fix=True)))
     emit(*ola.finish())
+    if guard is not None:
+        guard.close()
     if resampler is not None:
         resampler.close()
     assert done == mask.length, (done, mask.length)
+
+
+def generated_spans(mask: PictureMask) -> list[tuple[int, int]]:
+    """The samples (start, stop) that frames generated for gaps reach (mask.gap_frames: every frame touching
+    a gap and two more on each side, each a window of ±N_FFT/2 samples around its centre): in a whole
+    output the model's fill is all of that, not only the gap."""
+    spans: list[tuple[int, int]] = []
+    frames = np.flatnonzero(mask.gap_frames)
+    if frames.size == 0:
+        return spans
+    breaks = np.flatnonzero(np.diff(frames) > 1)
+    for first, last in zip(np.r_[frames[0], frames[breaks + 1]], np.r_[frames[breaks], frames[-1]]):
+        start, stop = max(0, int(first) * HOP - N_FFT // 2), min(mask.length, int(last) * HOP + N_FFT // 2)
+        if stop > start:
+            spans.append((start, stop))
+    return spans
+
+
+class FillGuard:
+    """The safety bounds of gap fills (levels.make_fill_safe: level per octave, peak, edges) for an output
+    that is the model's everywhere (a band regenerated and dropouts filled together). `spans`: the samples
+    the fills reach (generated_spans: the gaps and the frames around them), `gaps` the dropouts (sample
+    ranges), `length` the output's samples at 44.1 kHz. Each span is judged in pieces (before, inside and
+    between its gaps, after), each brought to the level of the restored music (band included) around the
+    span and none above its peak; the samples within FILL_CONTEXT_SECONDS of a group of spans are held
+    until the context after it has arrived, then passed on corrected, spliced in as `write_spliced`
+    splices a fill. Consecutive 44.1 kHz chunks of the output pass through `write(chunk)` in order, in any
+    sizes. Memory: the span of a group plus twice the context."""
+
+    def __init__(self, gaps: list[tuple[int, int]], spans: list[tuple[int, int]], length: int, write):
+        self.length, self.write_out, self.spans = length, write, sorted(spans)
+        self.pieces = {span: _pieces(span, gaps) for span in self.spans}
+        self.reach = int(round(FILL_CONTEXT_SECONDS * SAMPLE_RATE)) + int(round(FADE_SECONDS * SAMPLE_RATE)) + 1
+        self.groups: list[list[tuple[int, int]]] = []
+        for span in self.spans:  # spans whose contexts overlap are judged together
+            if self.groups and span[0] - self.groups[-1][-1][1] <= 2 * self.reach:
+                self.groups[-1].append(span)
+            else:
+                self.groups.append([span])
+        self.held = np.zeros((0, 0), np.float32)  # output samples [start, start + held.shape[1])
+        self.start = 0
+
+    def write(self, chunk: np.ndarray) -> None:
+        chunk = np.asarray(chunk, np.float32)
+        self.held = chunk.copy() if self.held.size == 0 else np.concatenate([self.held, chunk], axis=1)
+        self._flush(final=False)
+
+    def close(self) -> None:
+        self._flush(final=True)
+
+    def _flush(self, final: bool) -> None:
+        received = self.start + self.held.shape[1]
+        while self.groups and (final or received >= min(self.length, self.groups[0][-1][1] + self.reach)):
+            self._fix(self.groups.pop(0), received)
+        hold_from = max(0, self.groups[0][0][0] - self.reach) if self.groups else received
+        release = received if final else min(received, hold_from)
+        if release > self.start:
+            self.write_out(self.held[:, :release - self.start])
+            self.held = self.held[:, release - self.start:]
+            self.start = release
+
+    def _fix(self, group: list[tuple[int, int]], received: int) -> None:
+        fade = int(round(FADE_SECONDS * SAMPLE_RATE))
+        n0 = max(self.start, group[0][0] - fade - 1)
+        n1 = min(received, group[-1][1] + fade + 1)
+        pieces = [(max(a, n0), min(b, n1)) for span in group for a, b in self.pieces[span] if min(b, n1) > max(a, n0)]
+        if not pieces:
+            return
+        weight = splice_weight([(max(a, n0), min(b, n1)) for a, b in group], n0, n1, SAMPLE_RATE)
+        region = self.held[:, n0 - self.start:n1 - self.start]
+
+        def read(lo: int, hi: int) -> np.ndarray:
+            return self.held[:, max(lo, self.start) - self.start:min(hi, received) - self.start]
+
+        safe = make_fill_safe(region.copy(), n0, weight, pieces, self.spans, read, received)
+        self.held[:, n0 - self.start:n1 - self.start] = region * (1 - weight) + safe * weight
+
+
+def _pieces(span: tuple[int, int], gaps: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`span` cut at the edges of the `gaps` inside it: the parts before, inside, between and after them."""
+    cuts = sorted({span[0], span[1], *(min(max(t, span[0]), span[1]) for gap in gaps for t in gap)})
+    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
 
 
 def write_spliced(blocks, mask: PictureMask, picture: WaveformPicture, native, channels: int, out_rate: int,

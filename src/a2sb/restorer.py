@@ -465,8 +465,7 @@ class Restorer:
                     offsets = band_level_offsets_db(table, mask.cutoff) if table else None
                     blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets)
                               for a, b, x0 in blocks)
-                write_whole(blocks, mask, channels, out_rate, out_length,
-                            (lambda chunk: write(mid_side(chunk, inverse=True))) if midside else write)
+                write_whole(blocks, mask, channels, out_rate, out_length, write, opts.level_match, midside)
             else:
                 write_spliced(blocks, mask, picture, native, channels, out_rate, out_length, write,
                               opts.level_match, midside)
