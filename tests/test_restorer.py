@@ -495,6 +495,20 @@ def test_restore_file_streams_to_the_same_result(toy, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.wav", "out.wav"]  # no temporary left over
 
 
+def test_a_plan_for_other_audio_is_refused(toy, tmp_path):
+    short, long = tmp_path / "short.wav", tmp_path / "long.wav"
+    sf.write(short, music(0.5).T, SR, subtype="FLOAT")
+    sf.write(long, music(1.0).T, SR, subtype="FLOAT")
+    restorer = Restorer(model=toy, **FAST)
+    plan = restorer.analyse(long, cutoff=6000, gaps="0.7-0.8")
+    with pytest.raises(A2SBError, match="plan was made for other audio .*long.wav: 44100 samples"):
+        restorer.restore_file(short, tmp_path / "out.wav", plan=plan)
+    assert not (tmp_path / "out.wav").exists()
+    with pytest.raises(A2SBError, match="plan was made for other audio"):
+        restorer.restore_audio(music(0.5).T, 48000, plan=plan)
+    restorer.restore_file(long, tmp_path / "out.wav", plan=plan)  # its own file
+
+
 @pytest.mark.parametrize("options", [dict(cutoff=6000, gaps=None), dict(cutoff=None, gaps="0.3-0.4")])
 def test_restore_file_at_48k_matches_the_array_api(toy, tmp_path, options):
     """Files are resampled while streaming; the result equals resampling the whole array first."""

@@ -292,6 +292,7 @@ class Restorer:
             check_input(path, self.downmix)
         plan = check_plan(plan)
         info = audio_info(path)
+        _check_plan_fits(plan, path, info.sample_rate, info.frames)
         downmix = self.downmix and info.channels > 2
         fmt = output_format(info, output_rate(plan.sample_rate, plan.cutoff_hz), format,
                             output if format is None else None)
@@ -339,6 +340,7 @@ class Restorer:
         x, rate = _as_channels(audio, rate, self.downmix)
         if plan is None:
             plan = plan_array(x, rate, cutoff, gaps, holes)
+        _check_plan_fits(plan, "the audio", rate, x.shape[1])
         for message in plan.warnings:
             self._warn(message)
         out, out_rate, _, _ = self.restore_array(x, rate, check_plan(plan), progress, cancel)
@@ -472,6 +474,14 @@ class Restorer:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+
+def _check_plan_fits(plan: Plan, name: str, rate: int, frames: int) -> None:
+    """A plan made for other audio (another rate or length) would put its gaps and holes in the wrong
+    places: refused."""
+    if (plan.sample_rate, plan.frames) != (rate, frames):
+        raise A2SBError(f"{name}: the plan was made for other audio ({plan.name}: {plan.frames} samples at "
+                        f"{plan.sample_rate} Hz; this is {frames} samples at {rate} Hz)")
+
 
 def _check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
