@@ -7,7 +7,7 @@ from renders coded at Vorbis 0.2, docs/experiments.md), with one manifest per in
 true rate (the manifest's own, or measured here with a2sb.training.manifests.estimate_true_sr), so that
 training never asks for a band the source does not have. A manifest is given as PATH:SECONDS[:flac].
 
-    python scripts/make_gpu_pack.py data/music_wide.csv:6 data/rendered/rendered.csv:5:flac -o data/gpu_pack26
+    python scripts/make_gpu_pack.py data/music_wide.csv:5 data/rendered/rendered.csv:3:flac -o data/gpu_pack26
 
 The files are written to disk (libsndfile's Vorbis writer has crashed writing a minute of audio into a
 memory buffer here). Prints the pack's size; the GPU machine takes at most ~45 MiB beside the repo.
