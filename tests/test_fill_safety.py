@@ -305,3 +305,27 @@ def test_fill_guard_streams_in_any_chunks_and_leaves_the_rest_alone():
     assert np.array_equal(out[:, far], y[:, far])
     for s, e in spans:
         assert np.abs(out[:, s:e]).max() < np.abs(music).max() * 10 ** (3.5 / 20)
+
+
+def test_fill_guard_holds_a_bounded_stretch_of_a_long_output_full_of_gaps(monkeypatch):
+    """A dropout every 1.5 s for two minutes: the held samples stay bounded (groups of at most
+    GUARD_GROUP_SECONDS), and every burst is still bounded."""
+    from a2sb import output
+    from a2sb.output import FillGuard
+
+    monkeypatch.setattr(output, "GUARD_GROUP_SECONDS", 10.0)
+    rng = np.random.default_rng(1)
+    n = 120 * RATE
+    y = (0.1 * rng.standard_normal((1, n))).astype(np.float32)
+    spans = [(int(t * RATE), int(t * RATE) + 3000) for t in np.arange(1.0, 119.0, 1.5)]
+    for s, e in spans:
+        y[:, s:e] *= 30
+    got, held = [], []
+    guard = FillGuard(spans, spans, n, got.append)
+    for at in range(0, n, 50000):
+        guard.write(y[:, at:at + 50000])
+        held.append(guard.held.shape[1])
+    guard.close()
+    out = np.concatenate(got, axis=1)
+    assert out.shape == y.shape and max(held) < 14 * RATE
+    assert all(np.abs(out[:, s:e]).max() < 0.1 * 4 * 10 ** (3.5 / 20) for s, e in spans)

@@ -30,6 +30,7 @@ from .representation import HOP, N_FFT, representation_to_spec
 
 FADE_SECONDS = 0.01  # crossfade between input and model output at gap edges
 WRITE_CHUNK = 1 << 18  # output samples assembled and written at a time
+GUARD_GROUP_SECONDS = 30.0  # FillGuard: gaps are judged together over at most this much of the output
 PEAK_CEILING = 10 ** (-0.1 / 20)  # an output that would clip is brought down to this peak (-0.1 dBFS)
 LOSSY_FORMATS = ("MP3", "OGG", "MPEG")  # containers whose audio is lossy (Ogg: Vorbis or Opus): written as FLAC
 FORMAT_CHOICES = {"flac": "FLAC", "wav": "WAV", "aiff": "AIFF"}  # --format
@@ -100,15 +101,18 @@ class FillGuard:
     span and none above its peak; the samples within FILL_CONTEXT_SECONDS of a group of spans are held
     until the context after it has arrived, then passed on corrected, spliced in as `write_spliced`
     splices a fill. Consecutive 44.1 kHz chunks of the output pass through `write(chunk)` in order, in any
-    sizes. Memory: the span of a group plus twice the context."""
+    sizes. Memory: a group's extent (at most GUARD_GROUP_SECONDS) plus twice the context, however many
+    gaps follow each other."""
 
     def __init__(self, gaps: list[tuple[int, int]], spans: list[tuple[int, int]], length: int, write):
         self.length, self.write_out, self.spans = length, write, sorted(spans)
         self.pieces = {span: _pieces(span, gaps) for span in self.spans}
         self.reach = int(round(FILL_CONTEXT_SECONDS * SAMPLE_RATE)) + int(round(FADE_SECONDS * SAMPLE_RATE)) + 1
         self.groups: list[list[tuple[int, int]]] = []
-        for span in self.spans:  # spans whose contexts overlap are judged together
-            if self.groups and span[0] - self.groups[-1][-1][1] <= 2 * self.reach:
+        longest = int(GUARD_GROUP_SECONDS * SAMPLE_RATE)
+        for span in self.spans:  # spans whose contexts overlap are judged together, up to a bounded extent
+            if self.groups and span[0] - self.groups[-1][-1][1] <= 2 * self.reach \
+                    and span[1] - self.groups[-1][0][0] <= longest:
                 self.groups[-1].append(span)
             else:
                 self.groups.append([span])
