@@ -7,7 +7,8 @@ Steps (each one is skipped when its result is already there, so the script can b
 2. ``dpkg -x`` each package into ``data/pkgs/<package>``; unzip Nexuiz's ``music.pk3`` (a zip archive).
 3. Collect the music tracks, record each package's licence (from ``usr/share/doc/*/copyright``) in
    ``data/LICENSES.txt``, and split BY TRACK with a hash of the track's path (train ~80 %, validation ~10 %,
-   test ~10 %, at least 2 tracks each): ``data/splits.json``, ``data/music.csv`` (``split,file_path,duration``)
+   test ~10 %, at least 2 tracks each): ``data/splits.json``, ``data/music.csv``
+   (``split,file_path,duration,estimated_true_sr``)
    and ``data/tracks.json`` (per-track details: package, licence, native rate, bandwidth estimate).
 4. Pack the train and validation tracks as mono 44.1 kHz Ogg Vorbis into ``data/gpu_pack`` (under
    ``--pack-mib`` MiB, trimming long tracks when they do not fit) with a manifest ``data/gpu_pack/train.csv``
@@ -49,6 +50,7 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(ROOT / "src"))
     from a2sb.audio import read_audio
+from a2sb.training.manifests import estimate_true_sr  # noqa: E402
 
 # Where each package keeps its music (relative to the unpacked package; "pk3" = the unzipped .pk3 archives).
 # Only these Debian packages are used for training and our own evaluation; other music packages are kept
@@ -418,7 +420,14 @@ def write_manifests(data: Path, tracks: list[dict], licences: dict[str, str]) ->
     names = [name for name, _ in SPLIT_BOUNDS] + ["heldout"]
     splits = {name: sorted(t["path"] for t in tracks if t["split"] == name) for name in names}
     _write_text(data / "splits.json", json.dumps(splits, indent=2) + "\n")
-    rows = [(t["split"], t["path"], f"{t['duration']:.3f}") for t in tracks if t["split"] != "heldout"]
+    # the 4th column, each track's true rate (2 × the edge a lossy coder left, or its rate when full band):
+    # training never asks for, nor is scored on, the band above it (TrainConfig data.apply_sr_loss_mask).
+    # Without it a track cut at 17-19 kHz teaches that the top of the band is empty (docs/experiments.md)
+    for t in tracks:
+        if t["split"] != "heldout" and not t.get("true_sr"):
+            t["true_sr"] = estimate_true_sr(t["path"])
+    rows = [(t["split"], t["path"], f"{t['duration']:.3f}", str(int(t["true_sr"])))
+            for t in tracks if t["split"] != "heldout"]
     order = {name: i for i, name in enumerate(names)}
     rows.sort(key=lambda r: (order[r[0]], r[1]))
     _write_csv(data / "music.csv", rows)
@@ -452,7 +461,7 @@ def _write_csv(path: Path, rows: list[tuple]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(("split", "file_path", "duration"))
+        writer.writerow(("split", "file_path", "duration", "estimated_true_sr")[:len(rows[0]) if rows else 3])
         writer.writerows(rows)
     os.replace(tmp, path)
 
