@@ -420,23 +420,19 @@ def write_manifests(data: Path, tracks: list[dict], licences: dict[str, str]) ->
     names = [name for name, _ in SPLIT_BOUNDS] + ["heldout"]
     splits = {name: sorted(t["path"] for t in tracks if t["split"] == name) for name in names}
     _write_text(data / "splits.json", json.dumps(splits, indent=2) + "\n")
-    # the 4th column, each track's true rate (2 × the edge a lossy coder left, or its rate when full band):
-    # training never asks for, nor is scored on, the band above it (TrainConfig data.apply_sr_loss_mask).
-    # Without it a track cut at 17-19 kHz teaches that the top of the band is empty (docs/experiments.md)
-    for t in tracks:
-        if t["split"] != "heldout" and not t.get("true_sr"):
-            t["true_sr"] = estimate_true_sr(t["path"])
+    # the 4th column: each track's true rate (main); training never asks for, nor is scored on, the band
+    # above it (TrainConfig data.apply_sr_loss_mask)
     rows = [(t["split"], t["path"], f"{t['duration']:.3f}", str(int(t["true_sr"])))
             for t in tracks if t["split"] != "heldout"]
     order = {name: i for i, name in enumerate(names)}
     rows.sort(key=lambda r: (order[r[0]], r[1]))
-    _write_csv(data / "music.csv", rows)
+    _write_csv(data / "music.csv", rows, TRUE_RATE_HEADER)
     # The bundled model's training data (configs/bundled.yaml): only the tracks whose own bandwidth reaches
     # WIDE_BANDWIDTH_HZ, so that lossy sources cut at 13-16 kHz do not teach that the top octave is empty
     # (benchmarks/README.md; scripts/filter_manifest.py writes the same for other limits).
     bandwidth = {t["path"]: t.get("bandwidth_hz", 0.0) for t in tracks}
     wide = [r for r in rows if bandwidth[r[1]] >= WIDE_BANDWIDTH_HZ]
-    _write_csv(data / "music_wide.csv", wide)
+    _write_csv(data / "music_wide.csv", wide, TRUE_RATE_HEADER)
     # The held-out packages get a manifest of their own (split column "test"), never mixed into music.csv.
     held = sorted(("test", t["path"], f"{t['duration']:.3f}") for t in tracks if t["split"] == "heldout")
     _write_csv(data / "heldout.csv", held)
@@ -457,11 +453,15 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _write_csv(path: Path, rows: list[tuple]) -> None:
+HEADER = ("split", "file_path", "duration")
+TRUE_RATE_HEADER = (*HEADER, "estimated_true_sr")
+
+
+def _write_csv(path: Path, rows: list[tuple], header: tuple = HEADER) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(("split", "file_path", "duration", "estimated_true_sr")[:len(rows[0]) if rows else 3])
+        writer.writerow(header)
         writer.writerows(rows)
     os.replace(tmp, path)
 
@@ -820,6 +820,11 @@ def main(argv: list[str] | None = None) -> None:
     assign_splits(tracks)
     for t in tracks:
         t["bandwidth_hz"] = round(bandwidth_hz(t["path"], t["duration"]))
+        # the true rate (2 × the edge a lossy coder left, or the rate when full band) of the tracks that
+        # can be trained on: without it a track cut at 17-19 kHz teaches that the top of the band is empty
+        # (docs/experiments.md, 2026-12-05)
+        if t["split"] != "heldout":
+            t["true_sr"] = estimate_true_sr(t["path"])
     extra = build_rendered(data, args.rendered, args.rendered_seconds) if args.rendered else previous_rendered(data)
     write_manifests(data, tracks, licences)
     for name in [n for n, _ in SPLIT_BOUNDS] + ["heldout"]:

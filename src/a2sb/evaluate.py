@@ -159,7 +159,7 @@ def _bench_methods(task: str, names: str | None, args) -> dict:
 
     def a2sb(audio, sample_rate, cutoff_hz=None, gaps=None):
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
-                            sampler=args.sampler, stereo=args.stereo, band_level=getattr(args, "band_level", None))
+                            sampler=args.sampler, stereo=args.stereo, band_level=args.band_level)
 
     def a2sb_level(audio, sample_rate, cutoff_hz=None, gaps=None):  # the band at band replication's level
         return restore_a2sb(audio, sample_rate, cutoff_hz, gaps, model=args.model, steps=args.steps,
@@ -266,7 +266,7 @@ def _codec_methods(names: str | None, args) -> dict:
 
     def a2sb(decoded, cutoff_hz, encoded, clean):
         return restore_a2sb_file(encoded, clean, model=args.model, steps=args.steps, sampler=args.sampler,
-                                 stereo=args.stereo, band_level=getattr(args, "band_level", None))
+                                 stereo=args.stereo, band_level=args.band_level)
 
     available = {"decode": decode, "sbr": sbr, "a2sb": a2sb}
     chosen = [name.strip() for name in (names or BENCH_DEFAULT_METHODS["codec"]).split(",") if name.strip()]

@@ -17,6 +17,7 @@ import torch
 from scipy.ndimage import minimum_filter1d, uniform_filter1d
 
 from .audio import SAMPLE_RATE
+from .masks import gap_samples
 from .representation import HOP, N_FFT, N_ROWS, istft, representation_to_spec, row_of_frequency, stft
 
 CONTEXT_LEVEL_SECONDS = 1.0  # context on each side of a gap whose level the fill is matched to
@@ -133,7 +134,7 @@ def match_context_level(wave: np.ndarray, region: dict, picture, gap_frames, wei
     `wave` is the region's model waveform at 44.1 kHz (samples n0..n1), `picture` the input's
     WaveformPicture, `weight` the splice weight of the model's waveform over n0..n1; returns its replacement."""
     n0, n1 = region["n0"], region["n1"]
-    inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in region["gaps"]]
+    inside = gap_samples(region["gaps"])
     if not inside or wave.shape[1] != n1 - n0:
         return wave
     reach = int(round(CONTEXT_LEVEL_SECONDS * SAMPLE_RATE / HOP))

@@ -20,6 +20,11 @@ GAP_WIDEN_FRAMES = 2  # a frame's window reaches two hops each way: its neighbou
 MIN_WORK_SAMPLES = 2 * N_FFT  # shorter audio is zero-padded for the transforms, then trimmed
 
 
+def gap_samples(gaps) -> list[tuple[int, int]]:
+    """Gaps given in seconds [(start, end), ...] as sample ranges at 44.1 kHz."""
+    return [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in gaps]
+
+
 def gap_frames(start: float, end: float, frames: int) -> slice:
     """Frames to generate for a gap [start, end) s: frame_of_time widened by two frames each side (the
     published timestamp convention), extended to every frame whose window has non-zero weight on a

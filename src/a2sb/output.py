@@ -24,7 +24,7 @@ import torch
 from .audio import SAMPLE_RATE, AudioWriter, StreamResampler, resample
 from .errors import A2SBError
 from .levels import FILL_CONTEXT_SECONDS, make_fill_safe, match_context_level
-from .masks import PictureMask
+from .masks import PictureMask, gap_samples
 from .picture import OverlapAdd, WaveformPicture
 from .representation import HOP, N_FFT, representation_to_spec
 
@@ -53,7 +53,7 @@ def write_whole(blocks, mask: PictureMask, channels: int, out_rate: int, out_len
     resampler = StreamResampler(SAMPLE_RATE, out_rate, channels, out_length, write) if out_rate != SAMPLE_RATE \
         else None
     sink = resampler.write if resampler else write
-    gaps = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in mask.gaps]
+    gaps = gap_samples(mask.gaps)
     guard = FillGuard(gaps, generated_spans(mask), mask.length, sink) if fill_safety and gaps else None
     ola = OverlapAdd(channels)
     done = 0
@@ -121,8 +121,16 @@ class FillGuard:
 
     def write(self, chunk: np.ndarray) -> None:
         chunk = np.asarray(chunk, np.float32)
+        if self.held.size == 0 and (not self.groups or self.start + chunk.shape[1] <= self._hold_from()):
+            self.write_out(chunk)  # nothing held and no gap's context in it: passed on as it is
+            self.start += chunk.shape[1]
+            return
         self.held = chunk.copy() if self.held.size == 0 else np.concatenate([self.held, chunk], axis=1)
         self._flush(final=False)
+
+    def _hold_from(self) -> int:
+        """The first sample the next group of gaps needs as context (its fix needs them held)."""
+        return max(0, self.groups[0][0][0] - self.reach)
 
     def close(self) -> None:
         self._flush(final=True)
@@ -131,8 +139,7 @@ class FillGuard:
         received = self.start + self.held.shape[1]
         while self.groups and (final or received >= min(self.length, self.groups[0][-1][1] + self.reach)):
             self._fix(self.groups.pop(0), received)
-        hold_from = max(0, self.groups[0][0][0] - self.reach) if self.groups else received
-        release = received if final else min(received, hold_from)
+        release = received if final or not self.groups else min(received, self._hold_from())
         if release > self.start:
             self.write_out(self.held[:, :release - self.start])
             self.held = self.held[:, release - self.start:]
@@ -175,7 +182,7 @@ def write_spliced(blocks, mask: PictureMask, picture: WaveformPicture, native, c
         for j in range(a, b):
             for index in wanted.get(j, ()):
                 columns[index][j] = None if x0 is None else x0[..., j - a].float().cpu().clone()
-    all_gaps = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in mask.gaps]
+    all_gaps = gap_samples(mask.gaps)
     for region, cols in zip(regions, columns):
         region["wave"] = region_wave(region, cols, picture, channels, out_rate,
                                      mask.gap_frames if level_match else None, all_gaps)
@@ -255,7 +262,7 @@ def region_wave(region: dict, cols: dict, picture: WaveformPicture, channels: in
         samples = torch.cat([samples, tail], dim=-1)
     wave = samples.numpy()[:, region["n0"] - start:region["n1"] - start]
     if gap_frames is not None:  # level match on
-        inside = [(int(round(a * SAMPLE_RATE)), int(round(b * SAMPLE_RATE))) for a, b in region["gaps"]]
+        inside = gap_samples(region["gaps"])
         weight = splice_weight(inside, region["n0"], region["n1"], SAMPLE_RATE)
         wave = match_context_level(wave, region, picture, gap_frames, weight)
         wave = make_fill_safe(wave, region["n0"], weight, inside, all_gaps, picture.read, picture.length)
