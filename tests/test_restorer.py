@@ -554,3 +554,23 @@ def test_quality_presets_scale_the_network_calls(toy):
     assert Restorer(model=toy, quality="best", steps=4).settings(1).steps == 4  # an expert's steps win
     with pytest.raises(A2SBError, match="quality"):
         Restorer(model=toy, quality="ultra")
+
+
+def test_clipping_with_peak_safety_off_is_reported(toy, tmp_path):
+    """With peak safety off a loud result is written as it is: the samples an integer format clips are
+    counted and said (a float output keeps them)."""
+    x = lowpass(music(0.5), 6000)
+    x = (1.5 * x / np.abs(x).max()).astype(np.float32)  # the input itself peaks above full scale
+    path = tmp_path / "in.wav"
+    sf.write(path, x.T, SR, subtype="FLOAT")
+    report = restore(path, tmp_path / "out.flac", cutoff=6000, gaps="off", model=toy, peak_safety=False, **FAST)
+    y, _ = sf.read(report.output, dtype="float32")
+    over = int((np.abs(x) > 1.0).sum())
+    assert report.gain == 1.0 and report.peak > 1.4
+    assert report.clipped >= over // 2 and np.abs(y).max() <= 1.0
+    assert "samples clipped" in report.describe()
+    assert any("peak safety is off" in w and "clipped" in w for w in report.warnings)
+    safe = restore(path, tmp_path / "safe.flac", cutoff=6000, gaps="off", model=toy, **FAST)
+    assert safe.clipped == 0 and "clipped" not in " ".join(safe.warnings) and safe.gain < 1.0
+    with pytest.warns(A2SBWarning, match="peak safety is off"):
+        restore_audio(x, SR, cutoff=6000, gaps="off", model=toy, **FAST)

@@ -102,6 +102,7 @@ class Report:
     gain: float  # applied so that nothing clips (1: none)
     seconds: float
     warnings: tuple[str, ...] = ()
+    clipped: int = 0  # samples clipped in the written file (only with peak_safety off)
 
     def describe(self) -> str:
         """What was regenerated, the peak level and any gain applied (the lines the CLI prints after)."""
@@ -122,7 +123,13 @@ class Report:
         level = f"peak {db(self.peak):+.1f} dBFS"
         if self.gain != 1.0:
             level += f", lowered by {-db(self.gain):.1f} dB so that nothing clips"
+        if self.clipped:
+            level += f", {self.clipped} samples clipped (peak safety off)"
         return f"{where}{what} in {self.seconds:.1f} s; {level}"
+
+
+def _clipping_note(peak: float, consequence: str) -> str:
+    return f"the restored audio peaks at {db(peak):+.1f} dBFS and peak safety is off: {consequence}"
 
 
 @dataclass
@@ -158,7 +165,8 @@ class Restorer:
     `band_level` ("off"/"match"/"cap": the level of a regenerated band against band replication's,
     `a2sb.levels`), `level_match` (gap fills at the level of the music around them), `fast_inpainting`
     (gaps only: run only the windows near gaps; the same result), `downmix` (more than two channels
-    mixed to mono), `peak_safety` (lower an output that would clip; reported).
+    mixed to mono), `peak_safety` (lower an output that would clip; reported; off, the samples an integer
+    format clips are counted in `Report.clipped` and said).
     `on_warning(message)` receives the warnings (default: Python's warnings, category A2SBWarning).
     """
 
@@ -312,7 +320,8 @@ class Restorer:
                 self._run(plan, wave, native, fmt.rate, native.length, write, progress, cancel)
             gain = peak_gain(peak) if self.peak_safety else 1.0
             _check_cancel(cancel)
-            finish(read_chunks(floats, WRITE_CHUNK), output, fmt, wave.channels, gain, self.seed, _tags(path))
+            clipped = finish(read_chunks(floats, WRITE_CHUNK), output, fmt, wave.channels, gain, self.seed,
+                             _tags(path))
         except (OSError, sf.SoundFileError) as err:  # a full disk, a folder gone, a file that stopped decoding
             raise A2SBError(f"{path}: {error_line(err)}") from None
         except torch.OutOfMemoryError:
@@ -324,7 +333,10 @@ class Restorer:
                 native.close()
             if os.path.exists(floats):
                 os.unlink(floats)
-        report = Report(plan, output, fmt, peak, gain, time.perf_counter() - begin, self._notes(plan, fmt))
+        notes = self._notes(plan, fmt)
+        if clipped:
+            notes += (_clipping_note(peak, f"{clipped} samples of {output.name} were clipped"),)
+        report = Report(plan, output, fmt, peak, gain, time.perf_counter() - begin, notes, clipped)
         if plot:
             from .plot import save_comparison
 
@@ -368,7 +380,10 @@ class Restorer:
         gain = peak_gain(peak) if self.peak_safety else 1.0
         if gain != 1.0:
             out = out * np.float32(gain)
-        for message in self._notes(plan, None):
+        notes = self._notes(plan, None)
+        if peak > 1.0 and gain == 1.0:
+            notes += (_clipping_note(peak, "an integer sample format would clip it"),)
+        for message in notes:
             self._warn(message)
         return out, out_rate, peak, gain
 
