@@ -44,6 +44,23 @@ def test_restore_wav_with_model_folder_and_plot(tmp_path, model_dir, capsys):
     assert str(dst) in out
 
 
+def test_plot_never_replaces_an_existing_file(tmp_path, model_dir, capsys):
+    """--plot writes song.restored.png: an existing file of that name (cover art, say) is refused before any
+    work like an existing output, and replaced only with --overwrite."""
+    src = write(tmp_path / "song.wav", tone(0.5, channels=2))
+    cover = tmp_path / "song.restored.png"
+    cover.write_bytes(b"not a spectrogram")
+    code, _, err = run(capsys, "restore", src, "--model", model_dir, "--cutoff", "6000", "--gaps", "off",
+                       "--plot", *QUICK)
+    assert code == 2 and "song.restored.png exists (use --overwrite" in err and len(err.strip().splitlines()) == 1
+    assert cover.read_bytes() == b"not a spectrogram" and not (tmp_path / "song.restored.wav").exists()
+    code, _, err = run(capsys, "restore", src, "--model", model_dir, "--cutoff", "6000", "--gaps", "off",
+                       "--plot", "--overwrite", *QUICK)
+    assert code == 0, err
+    assert cover.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["song.restored.png", "song.restored.wav", "song.wav"]
+
+
 def test_restore_inpainting_flac_mono_to_out_dir(tmp_path, model_dir, capsys):
     x = tone(0.6, channels=1)
     x[:, int(0.3 * SR):int(0.35 * SR)] = 0

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from .audio import audio_info
+from .audio import atomic_write, audio_info
 
 N_FFT = 2048
 MAX_COLUMNS = 1500
@@ -78,5 +78,8 @@ def save_comparison(png: str | os.PathLike, before: str | os.PathLike, after: st
             ax.add_patch(Rectangle((start, 0), end - start, TOP_HZ, **outline))
         fig.colorbar(image, ax=ax, label="dB")
     axes[-1].set_xlabel("time (s)")
-    fig.savefig(str(png), dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_write(png) as tmp:  # never half a picture, nothing left behind on an error
+            fig.savefig(tmp, dpi=100, format="png")
+    finally:
+        plt.close(fig)

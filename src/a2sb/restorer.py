@@ -128,6 +128,11 @@ class Report:
         return f"{where}{what} in {self.seconds:.1f} s; {level}"
 
 
+def plot_path(output) -> Path:
+    """Where `restore_file(..., plot=True)` puts its spectrogram picture: the output's name with .png."""
+    return Path(output).with_suffix(".png")
+
+
 def _clipping_note(peak: float, consequence: str) -> str:
     return f"the restored audio peaks at {db(peak):+.1f} dBFS and peak safety is off: {consequence}"
 
@@ -264,8 +269,9 @@ class Restorer:
             ext = ".flac" if is_lossy(audio_info(path)) else path.suffix
         return (Path(out_dir) if out_dir is not None else path.parent) / f"{path.stem}.restored{ext}"
 
-    def check_output(self, input, output, overwrite: bool = False, format: str | None = None) -> None:
-        """Refuse (before any work) an output that cannot or must not be written."""
+    def check_output(self, input, output, overwrite: bool = False, format: str | None = None,
+                     plot: bool = False) -> None:
+        """Refuse (before any work) an output that cannot or must not be written (with `plot`, its PNG too)."""
         output = Path(output)
         info = audio_info(input)
         if format is None:
@@ -276,6 +282,11 @@ class Restorer:
             raise A2SBError(f"output {output} is the input file; choose another name")
         if output.exists() and not overwrite:
             raise A2SBError(f"output {output} exists (pass overwrite=True to replace it)")
+        png = plot_path(output)
+        if plot and _same_file(input, png):
+            raise A2SBError(f"the plot {png} would replace the input file; choose another output name")
+        if plot and png.exists() and not overwrite:
+            raise A2SBError(f"plot {png} exists (pass overwrite=True to replace it)")
         check_writable(output.parent if str(output.parent) else Path("."))
 
     # -------------------------------------------------------------------------------- restoring
@@ -291,7 +302,7 @@ class Restorer:
         begin = time.perf_counter()
         path = str(input)
         output = self.default_output_path(path, format) if output is None else Path(output)
-        self.check_output(path, output, overwrite, format)
+        self.check_output(path, output, overwrite, format, plot)
         if plan is None:  # a caller that passes a plan has its warnings; else they are given here
             plan = self.analyse(path, cutoff, gaps, holes)
             for message in plan.warnings:
@@ -340,7 +351,7 @@ class Restorer:
         if plot:
             from .plot import save_comparison
 
-            save_comparison(output.with_suffix(".png"), path, output, cutoff=plan.cutoff_hz, gaps=plan.gaps)
+            save_comparison(plot_path(output), path, output, cutoff=plan.cutoff_hz, gaps=plan.gaps)
         return report
 
     def restore_audio(self, audio, rate: int, *, cutoff="auto", gaps="auto", holes="auto", plan: Plan | None = None,

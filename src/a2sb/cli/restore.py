@@ -209,10 +209,11 @@ def _check(restorer, path: Path, output: Path, args) -> None:
         except OSError as err:
             raise A2SBError(f"cannot create output folder {folder}: {err.strerror or err}") from None
     try:
-        restorer.check_output(path, output, args.overwrite, args.format)
+        restorer.check_output(path, output, args.overwrite, args.format, args.plot)
     except A2SBError as err:
         if "overwrite=True" in str(err):
-            raise A2SBError(f"output {output} exists (use --overwrite to replace it, or --skip-existing)") from None
+            hint = "(use --overwrite to replace it" + (")" if str(err).startswith("plot") else ", or --skip-existing)")
+            raise A2SBError(str(err).replace("(pass overwrite=True to replace it)", hint)) from None
         raise
 
 
