@@ -376,6 +376,36 @@ def test_codec_items(tmp_path):
     assert not any(mixed[i]["holes"].any() for i in range(8) if kinds[i] == datasets.BWE)
 
 
+def test_bwe_items_with_a_gap(tmp_path, mono):
+    """p_bwe_gap gives a share of the BWE items a gap too; everything else about every item is unchanged."""
+    plain = datasets.TrainingSet(config(mono, p_bwe=0.6, p_inpaint=0.4), seed=2)
+    every = datasets.TrainingSet(config(mono, p_bwe=0.6, p_inpaint=0.4, p_bwe_gap=1.0), seed=2)
+    half = datasets.TrainingSet(config(mono, p_bwe=0.6, p_inpaint=0.4, p_bwe_gap=0.5), seed=2)
+    with_gap = 0
+    for i in range(24):
+        a, b, c = plain[i], every[i], half[i]
+        assert all(same(a[k], b[k]) and same(a[k], c[k]) for k in a if k != "gap")
+        if int(a["kind"]) == datasets.BWE:
+            assert a["gap"].tolist() == [0, 0] and int(b["cutoff_row"]) < N_ROWS
+            first, stop = b["gap"].tolist()
+            assert 0 <= first < stop <= plain.config.frames
+            with_gap += c["gap"].tolist() != [0, 0]
+        else:
+            assert same(a["gap"], b["gap"]) and same(a["gap"], c["gap"])
+    assert 0 < with_gap < sum(int(plain[i]["kind"]) == datasets.BWE for i in range(24))
+    built = pictures.build_batch(torch.utils.data.default_collate([every[i] for i in range(24)]))
+    for i in range(24):
+        item = every[i]
+        if int(item["kind"]) == datasets.BWE:  # the mask is the band and the gap
+            first, stop = item["gap"].tolist()
+            row = int(item["cutoff_row"])
+            mask = built["mask"][i, 0]
+            assert bool(mask[row:].all()) and bool(mask[:, first:stop].all())
+            assert not bool(mask[:row, :first].any()) and not bool(mask[:row, stop:].any())
+    with pytest.raises(A2SBError, match="p_bwe_gap"):
+        config(mono, p_bwe_gap=1.5)
+
+
 def test_codec_config_checks(tmp_path, mono):
     with pytest.raises(A2SBError, match="unknown codec"):
         config(mono, codecs=["aac"])

@@ -122,6 +122,35 @@ def test_build_batch_dsp_prior_copies_a_repeat_into_the_gap():
     assert torch.count_nonzero(noise_only[..., 100:140]) == 0
 
 
+def test_a_band_and_a_gap_are_estimated_in_restorations_order():
+    """A BWE item with a gap: the gap is filled from the context first, then band replication runs over
+    the whole crop, so x1 above the cutoff in the gap is band replication (as PictureEstimate gives it),
+    never the context's own band above the cutoff (which restoration does not have)."""
+    period, pad = 40 * HOP, 60 * HOP
+    whole = periodic(6.0, period)
+    segment = whole[pad:pad + 256 * HOP]
+    context = whole[:len(segment) + 2 * pad].copy()
+    spec = stft(torch.from_numpy(segment))
+    truth = spec_to_representation(sbr_spectrum(spec, prior.cutoff_of_row(186)))
+    batch = one_item(segment, datasets.BWE, cutoff_row=186, gap=(100, 140), context=context,
+                     valid=(0, len(context)))
+    estimate = prior.batch_estimate(spec[None], batch)[0]
+
+    def complex_of(x):
+        return x[0] ** 4 * torch.complex(x[1], x[2])
+
+    scale = complex_of(truth).abs().max()
+    # a periodic signal: the copied passage is the truth, so the whole estimate is band replication of it
+    assert (complex_of(estimate) - complex_of(truth)).abs().max() < 1e-4 * scale
+    own = complex_of(spec_to_representation(spec))[186:, 100:140]
+    assert (complex_of(estimate)[186:, 100:140] - own).norm() > 0.5 * own.norm()  # not the context's band
+    # a gap without a passage to copy (the context is silent around it): nothing estimated in the gap
+    silent = one_item(segment, datasets.BWE, cutoff_row=186, gap=(100, 140),
+                      context=np.zeros_like(context), valid=(0, len(context)))
+    empty = prior.batch_estimate(spec[None], silent)[0]
+    assert torch.count_nonzero(empty[..., 100:140]) == 0 and torch.count_nonzero(empty[:, 186:, :100]) > 0
+
+
 def test_training_items_carry_context_for_the_dsp_prior(tmp_path):
     import soundfile as sf
 

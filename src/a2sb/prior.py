@@ -264,11 +264,8 @@ def batch_estimate(spec_d: torch.Tensor, batch: dict) -> torch.Tensor:
     for i in range(b):
         row = int(batch["cutoff_row"][i])
         first, stop = (int(v) for v in batch["gap"][i])
-        if row < N_ROWS:
-            estimate[i] = spec_to_representation(band_estimate(spec_d[i], cutoff_of_row(row)))
-        elif holes is not None and bool(holes[i].any()):  # codec holes of a full-band decode: the decode
-            estimate[i] = spec_to_representation(spec_d[i])
-        if stop > first and pad > 0:
+        spec_i, unfilled = spec_d[i], None
+        if stop > first and pad > 0:  # the gap first, as PictureEstimate does: its copy is band-replicated too
             spec_c = stft(context[i].to(spec_d.device, torch.float32))
             offset = pad // HOP  # context frame offset + j is crop frame j (whole hops)
             lo, hi = (int(v) for v in batch["context_valid"][i])
@@ -278,6 +275,15 @@ def batch_estimate(spec_d: torch.Tensor, batch: dict) -> torch.Tensor:
             gap_cols = torch.zeros_like(outside)
             gap_cols[first + offset:stop + offset] = True
             filled, got = similarity_spectrum(spec_c[None], widen(gap_cols) | outside, gap_runs(gap_cols))
-            if bool(got.any()):
-                estimate[i, :, :, first:stop] = spec_to_representation(filled[0, :, first + offset:stop + offset])
+            spec_i = spec_i.clone()
+            spec_i[..., first:stop] = filled[0, :, first + offset:stop + offset]
+            unfilled = ~got[first + offset:stop + offset].to(spec_d.device)
+            if row == N_ROWS and bool(got.any()):
+                estimate[i, :, :, first:stop] = spec_to_representation(spec_i[..., first:stop])
+        if row < N_ROWS:  # (a band and a gap: the context's own band above the cutoff is replaced here)
+            estimate[i] = spec_to_representation(band_estimate(spec_i, cutoff_of_row(row)))
+        elif holes is not None and bool(holes[i].any()):  # codec holes of a full-band decode: the decode
+            estimate[i] = spec_to_representation(spec_i)
+        if unfilled is not None:
+            estimate[i, :, :, first:stop][..., unfilled] = 0  # no passage to copy: nothing estimated
     return estimate

@@ -47,6 +47,9 @@ class DataConfig:
         through a real lossy encoder (one of `codecs`, at a bitrate drawn log-uniformly from
         `codec_kbps`), the band above the cutoff the detector finds on the decode is generated, and so
         are the codec holes (`a2sb.holes`) below it. 0 (the default) leaves every other item as it was.
+    p_bwe_gap (ours): share of the BWE items that also get an inpainting gap (drawn as an inpaint item's),
+        so that a band and dropouts restored together (one picture, `a2sb.output.FillGuard`) are seen in
+        training. 0 (the default) leaves every item as it was.
     """
 
     manifests: list = field(default_factory=list)
@@ -56,6 +59,7 @@ class DataConfig:
     p_extension: float = 0.0
     p_inpaint: float = 0.5
     p_codec: float = 0.0
+    p_bwe_gap: float = 0.0
     codecs: list = field(default_factory=lambda: ["mp3", "vorbis", "opus"])
     codec_kbps: list = field(default_factory=lambda: [48.0, 192.0])
     bwe_min_hz: float = 2000.0
@@ -100,6 +104,8 @@ class DataConfig:
         probs = (self.p_bwe, self.p_extension, self.p_inpaint, self.p_codec)
         if min(probs) < 0 or sum(probs) <= 0:
             bad("p_bwe, p_extension, p_inpaint, p_codec must be >= 0 with a positive sum")
+        if not 0 <= self.p_bwe_gap <= 1:
+            bad("p_bwe_gap must be in [0, 1]")
         unknown = [c for c in self.codecs if c not in CODECS]
         if unknown:
             bad(f"unknown codec(s) {', '.join(unknown)}; choose from {', '.join(CODECS)}")

@@ -329,7 +329,8 @@ class TrainingSet(_SegmentSource):
     and order, nominal cutoff inside the chosen row, so masking starts at the row and the filter's
     transition band below it stays in the known region as it would in real audio). BWE cutoffs stay
     below the file's true band (estimated_true_sr) when that is narrower than bwe_max_hz: extending a
-    band the file never had teaches nothing (its loss mask would be empty). Unreadable files are
+    band the file never had teaches nothing (its loss mask would be empty). With p_bwe_gap (ours) a BWE
+    item also gets an inpainting gap (a band and dropouts together). Unreadable files are
     skipped deterministically (the next draw of the item's own random stream).
     """
 
@@ -367,6 +368,7 @@ class TrainingSet(_SegmentSource):
         channel_u = rng.random()
         # Drawn after all the others, so items of the other kinds are what they were before codec items.
         codec_u, kbps_u = rng.random(), rng.random()
+        with_gap = rng.random() < cfg.p_bwe_gap  # drawn last too: a BWE item that also has a gap
         codec = None
         if kind == CODEC:
             low, high = cfg.codec_kbps
@@ -392,6 +394,8 @@ class TrainingSet(_SegmentSource):
                 cutoff_row = lo + int(row_u * (hi - lo))
                 if use_lowpass:
                     lowpass = ((cutoff_row + row_frac) * SAMPLE_RATE / (2 * N_ROWS), lp_kind, lp_order)
+                if with_gap:
+                    gap = _inpaint_span(frac, position_u, cfg.inpaint_random_position, width)
             elif kind == INPAINT:
                 gap = _inpaint_span(frac, position_u, cfg.inpaint_random_position, width)
             elif kind == EXTENSION:
