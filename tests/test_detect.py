@@ -216,11 +216,12 @@ def test_kinds_and_notes():
 @pytest.mark.parametrize("order, fc", [(2, 2000), (2, 3000), (2, 5000), (3, 3000), (3, 8000), (4, 2000), (4, 5000)])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_gentle_roll_off_is_said_not_guessed(order, fc, seed):
-    """A low-order Butterworth: no cutoff, "gentle roll-off from about X kHz: pass --cutoff", X within 30 %
-    of the -3 dB point."""
+    """A low-order Butterworth: no cutoff, "gentle roll-off from about X kHz (...): not regenerated; pass
+    --cutoff ...", X within 30 % of the -3 dB point."""
     found = estimate_cutoff(dither(_iir(music(seed=seed), sps.butter(order, fc, fs=RATE, output="sos"))), RATE)
     assert found.cutoff is None and found.unsure and found.kind == "gentle" and found.reason, found
-    assert re.fullmatch(r"gentle roll-off from about \d+\.\d kHz: pass --cutoff", found.note), found
+    assert re.fullmatch(r"gentle roll-off from about \d+\.\d kHz \(a gentle filter, or the music's own\): not "
+                        r"regenerated; pass --cutoff to choose a band", found.note), found
     assert found.onset == pytest.approx(fc, rel=0.3), found
     assert f"{found.onset / 1000:.1f} kHz" in found.note
 

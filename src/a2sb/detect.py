@@ -23,9 +23,9 @@ music that falls by itself), the music already falls steeply in the octave below
 (`PASSBAND_SLOPE_DB_OCT`), or the roll-off is too gentle to place, the estimate is *unsure*:
 `estimate_cutoff` says so with a reason and `detect_cutoff` returns None, rather than a wrong edge. Its
 result (`CutoffEstimate`) also says what kind of limit it found and, for an unsure one, where the roll-off
-starts ("gentle roll-off from about 9.8 kHz: pass --cutoff"): the descent followed down while the spectrum
-above falls at least `ONSET_SLOPE_DB_OCT`, or the knee when a knee was fitted and lies lower. A brick wall
-between `MP3_LIKE_HZ` is named MP3-like.
+starts ("gentle roll-off from about 9.8 kHz (a gentle filter, or the music's own): not regenerated;
+..."): the descent followed down while the spectrum above falls at least `ONSET_SLOPE_DB_OCT`, or the
+knee when a knee was fitted and lies lower. A brick wall between `MP3_LIKE_HZ` is named MP3-like.
 Thresholds were measured on held-out real music lowpassed at 2-16 kHz (experiments/detect_grid.py and
 its section of benchmarks/README.md).
 
@@ -185,7 +185,12 @@ class CutoffEstimate:
         if self.kind == "gentle":
             onset = "" if self.onset is None else f" from about {self.onset / 1000:.1f} kHz"
             taken = f" (taken as the sample rate's limit, {khz})" if khz else ""
-            return f"gentle roll-off{onset}: pass --cutoff{taken}"
+            if taken:
+                return f"gentle roll-off{onset}: pass --cutoff{taken}"
+            # a gentle filter, or music that darkens by itself (clipping flattens the band below it too):
+            # nothing is regenerated unless asked, since a cutoff there would replace what the file has
+            return f"gentle roll-off{onset} (a gentle filter, or the music's own): not regenerated; pass --cutoff to"\
+                " choose a band"
         if self.kind == "wall":
             mp3 = " (MP3-like)" if MP3_LIKE_HZ[0] <= self.cutoff < MP3_LIKE_HZ[1] else ""
             return f"brick-wall lowpass at {khz}{mp3}"

@@ -215,10 +215,11 @@ def damage_findings(cutoff: float | None, gaps: list[tuple[float, float]], cutof
                     hole_top: float | None = None) -> list[str]:
     """The plan's lines on what will be regenerated, in words. `note` is the detector's description of
     the band limit it found (detect.CutoffEstimate.note, e.g. "brick-wall lowpass at 16.0 kHz (MP3-like)",
-    "gentle roll-off from about 9.8 kHz: pass --cutoff"), used when the cutoff was detected. `codec`
-    names a lossy codec ("MP3, 128 kbit/s"; "" for none), `hole_share` the measured share of codec holes
-    (None: not measured) below `hole_top` Hz (None: the whole band), `holes` whether they are
-    regenerated, `holes_auto` whether that was decided by the analysis (else given)."""
+    "gentle roll-off from about 9.8 kHz (...): not regenerated; pass --cutoff ..."), used when the cutoff
+    was detected. `codec` names a lossy codec ("MP3, 128 kbit/s"; "" for none), `hole_share` the
+    measured share of codec holes (None: not measured) below `hole_top` Hz (None: the whole band),
+    `holes` whether they are regenerated, `holes_auto` whether that was decided by the analysis (else
+    given)."""
     lines = []
     head = f"lossy codec ({codec}): " if codec else ""
     band = None  # the cutoff line's band limit, in words
