@@ -493,7 +493,8 @@ class Restorer:
                     offsets = band_level_offsets_db(table, mask.cutoff) if table else None
                     blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets)
                               for a, b, x0 in blocks)
-                write_whole(blocks, mask, channels, out_rate, out_length, write, opts.level_match, midside)
+                write_whole(blocks, mask, channels, out_rate, out_length, write, opts.level_match, midside,
+                            dc_row=lambda a, b: picture.spectrum(a, b)[..., :1, :])
             else:
                 write_spliced(blocks, mask, picture, native, channels, out_rate, out_length, write,
                               opts.level_match, midside)
