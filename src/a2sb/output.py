@@ -50,9 +50,9 @@ def write_whole(blocks, mask: PictureMask, channels: int, out_rate: int, out_len
     """Every output sample is the model's: streaming inverse STFT of the finished blocks (mid/side turned
     back into left/right with `midside`). Gaps in the mask (a band and dropouts together) get the safety
     bounds of gap fills (`FillGuard`, with `fill_safety`) before the output is resampled and written.
-    `dc_row(a, b)`: the input's DC bin of frames [a, b) (channels, 1, b − a), which the picture leaves
-    out; without it the output has none, losing what the input has below ~40 Hz (the Hann window spreads
-    a 30 Hz tone over bins 0-2)."""
+    `dc_row(a, b)`: the DC bin of frames [a, b) (channels, 1, b − a), which the picture leaves out: the
+    input's outside gaps; without it the output has none, losing what the input has below ~45 Hz (the
+    Hann window spreads a 30 Hz tone over bins 0-2)."""
     resampler = StreamResampler(SAMPLE_RATE, out_rate, channels, out_length, write) if out_rate != SAMPLE_RATE \
         else None
     sink = resampler.write if resampler else write
@@ -71,7 +71,7 @@ def write_whole(blocks, mask: PictureMask, channels: int, out_rate: int, out_len
 
     for a, b, x0 in blocks:
         spec = representation_to_spec(x0.float().cpu(), phase_fix=True)
-        if dc_row is not None:  # the DC row is never generated: it lies in the known band of every mask
+        if dc_row is not None:  # the DC row is never generated: below every band, and left empty in gaps
             spec[..., :1, :] = dc_row(a, b)
         emit(*ola.push(spec))
     emit(*ola.finish())

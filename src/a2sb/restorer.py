@@ -493,8 +493,13 @@ class Restorer:
                     offsets = band_level_offsets_db(table, mask.cutoff) if table else None
                     blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets)
                               for a, b, x0 in blocks)
+                def dc_row(a: int, b: int) -> torch.Tensor:  # the input's, but none from a damaged gap
+                    row = picture.spectrum(a, b)[..., :1, :]
+                    row[..., torch.from_numpy(mask.gap_frames[a:b])] = 0
+                    return row
+
                 write_whole(blocks, mask, channels, out_rate, out_length, write, opts.level_match, midside,
-                            dc_row=lambda a, b: picture.spectrum(a, b)[..., :1, :])
+                            dc_row=dc_row)
             else:
                 write_spliced(blocks, mask, picture, native, channels, out_rate, out_length, write,
                               opts.level_match, midside)
