@@ -130,6 +130,22 @@ def test_restore_file_warns_about_what_its_own_analysis_found(tmp_path):
     assert len(messages) == 1 and "is clipped" in messages[0]
 
 
+def test_samples_beyond_full_scale_are_not_called_clipping(tmp_path):
+    """A float file (or a lossy decode of a loud master) may go beyond full scale without any sample cut
+    off: that is said as such, not as clipping; a hard-clipped float file is still clipping."""
+    x = tone(0.3, level=1.3)  # peaks of 1.3, nothing flat
+    src = tmp_path / "hot.wav"
+    sf.write(src, x.T, SR, subtype="FLOAT")
+    messages = []
+    Restorer(on_warning=messages.append).restore_file(src, cutoff=None, gaps=None)
+    assert len(messages) == 1 and "samples beyond full scale" in messages[0] and "is clipped" not in messages[0]
+    flat = tmp_path / "flat.wav"
+    sf.write(flat, np.clip(x, -1.0, 1.0).T, SR, subtype="FLOAT")
+    messages.clear()
+    Restorer(on_warning=messages.append).restore_file(flat, cutoff=None, gaps=None)
+    assert len(messages) == 1 and "is clipped" in messages[0] and "beyond full scale" not in messages[0]
+
+
 def test_a_failed_write_is_one_error_and_leaves_nothing(tmp_path, monkeypatch):
     """A full disk while writing: an A2SBError naming the input (the CLI's one line), no file left."""
     from a2sb import restorer

@@ -47,7 +47,8 @@ class Analysis:
     sample_rate: int
     frames: int
     peak: float = 0.0
-    clipped: int = 0
+    clipped: int = 0  # samples in runs of three or more at full scale (hard clipping)
+    over: int = 0  # samples beyond full scale (a float file, or a lossy decoder's overshoot)
     nonfinite: int = 0
     cutoff: float | None = None
     cutoff_note: str = ""  # the detected band limit in words (detect.CutoffEstimate.note)
@@ -88,9 +89,12 @@ def analyse(chunks, channels: int, rate: int, frames: int, *, want_cutoff: bool,
         magnitude = np.abs(chunk)
         if magnitude.size:
             result.peak = max(result.peak, float(magnitude.max()))
-        hot = magnitude >= CLIP_LEVEL
-        # clipping = at least three samples in a row at full scale (single peaks at 0 dBFS are fine)
-        result.clipped += int((hot[:, 1:-1] & hot[:, :-2] & hot[:, 2:]).sum()) + int((magnitude > 1.0).sum())
+        beyond = magnitude > 1.0
+        hot = (magnitude >= CLIP_LEVEL) & ~beyond
+        # clipping = at least three samples in a row at full scale (single peaks at 0 dBFS are fine);
+        # samples beyond it are no clipping yet (a float file, a lossy decode of a loud master)
+        result.clipped += int((hot[:, 1:-1] & hot[:, :-2] & hot[:, 2:]).sum())
+        result.over += int(beyond.sum())
         seen += chunk.shape[1]
         if not detecting:
             continue
@@ -276,8 +280,11 @@ def _plan(analysis: Analysis, cutoff, gaps, path: str | None, holes="auto") -> P
     warnings = []
     if analysis.nonfinite:
         warnings.append(f"{name}: {analysis.nonfinite} NaN or infinite samples are taken as silence")
+    if analysis.over:
+        warnings.append(f"{name} has {analysis.over} samples beyond full scale (a float file, or a lossy decoder's "
+                        "overshoot on a loud master): kept as they are; the output is lowered if it would clip")
     if analysis.clipped:
-        warnings.append(f"{name} is clipped ({analysis.clipped} samples at or beyond full scale); clipping is "
+        warnings.append(f"{name} is clipped ({analysis.clipped} samples in runs at full scale); clipping is "
                         "not repaired")
     warnings += gap_warnings(gaps)
     # codec holes: a lossy container, or a brick wall with holes (a lossless copy of a lossy decode)
