@@ -12,7 +12,7 @@ import scipy.signal as sps
 import soundfile as sf
 import soxr
 
-from a2sb.detect import detect_cutoff, detect_gaps, estimate_cutoff
+from a2sb.detect import CutoffEstimate, detect_cutoff, detect_gaps, estimate_cutoff
 from a2sb.errors import A2SBError
 
 RATE = 44100
@@ -286,6 +286,11 @@ def test_cutoff_of_other_sample_rates():
     assert detect_cutoff(dither(narrow), low) == pytest.approx(5000, rel=0.03)
     # above 44.1 kHz nothing changes: full band is full band
     assert detect_cutoff(music(seed=9, rate=48000), 48000) is None
+    # a gentle roll-off at a low rate (the README example at 22.05 kHz reads so): the rate's limit is the
+    # cutoff, and the note says both
+    note = CutoffEstimate(11025.0, unsure=True, reason="r", kind="gentle", onset=1100.0).note
+    assert note == ("gentle roll-off from about 1.1 kHz (a gentle filter, or the music's own) up to the sample "
+                    "rate's limit, 11.0 kHz, taken as the cutoff (pass --cutoff for another)")
 
 
 def test_cutoff_of_short_audio():

@@ -184,9 +184,9 @@ class CutoffEstimate:
         khz = None if self.cutoff is None else f"{self.cutoff / 1000:.1f} kHz"
         if self.kind == "gentle":
             onset = "" if self.onset is None else f" from about {self.onset / 1000:.1f} kHz"
-            taken = f" (taken as the sample rate's limit, {khz})" if khz else ""
-            if taken:
-                return f"gentle roll-off{onset}: pass --cutoff{taken}"
+            if khz:  # an input sampled below 44.1 kHz: its own Nyquist frequency is the cutoff
+                return (f"gentle roll-off{onset} (a gentle filter, or the music's own) up to the sample rate's "
+                        f"limit, {khz}, taken as the cutoff (pass --cutoff for another)")
             # a gentle filter, or music that darkens by itself (clipping flattens the band below it too):
             # nothing is regenerated unless asked, since a cutoff there would replace what the file has
             return f"gentle roll-off{onset} (a gentle filter, or the music's own): not regenerated; pass --cutoff to"\
