@@ -18,6 +18,7 @@ import mmap
 import os
 import secrets
 import struct
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -387,6 +388,13 @@ class ArrayWave:
         return self.audio[:, start:stop]
 
 
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 class FileWave:
     """Random access to an audio file's samples as float32 (channels, n) at `rate` (None: the file's own),
     reading with seeking (or through a streaming resampler), so memory does not depend on the length.
@@ -396,9 +404,10 @@ class FileWave:
 
     libsndfile's seeks in Ogg files (Vorbis, Opus) are not sample exact: a read after a seek can start
     hundreds of samples off or with a wrongly lapped first block (libsndfile issue 885; measured with
-    1.2.2: 2-16 % of random seeks in Vorbis files, 1 % in Opus). So reads that follow each other never
-    seek, and the first read elsewhere in such a file decodes it once, in order, into a temporary float
-    file (in the system's temporary folder, deleted on close) that is read from then on."""
+    1.2.2: 2-16 % of random seeks in Vorbis files, 1 % in Opus). So such a file is never seeked: a read
+    further on decodes what lies between, and the first read further back decodes the file once, in
+    order, into a temporary float file (in the system's temporary folder, deleted on close) that is read
+    from then on."""
 
     HISTORY = 1 << 16  # resampled samples kept behind the last request
     INEXACT_SEEKS = ("OGG",)  # containers whose seeks are not sample exact in libsndfile
@@ -424,14 +433,25 @@ class FileWave:
     def close(self):
         self._file.close()
         if self._copy is not None:
-            os.unlink(self._copy)
+            self._remove_copy()  # (also run when the reader is garbage-collected or Python exits)
             self._copy = None
 
     def _seek(self, position: int) -> None:
         """Move the decoder to `position` (the file's samples), exactly."""
         if position == self._position:
             return
-        if not self._exact_seeks:
+        if not self._exact_seeks and position > self._position:  # forward: decode what lies between
+            try:
+                while self._position < position:
+                    skipped = self._file.read(frames=min(1 << 16, position - self._position), dtype="float32")
+                    if len(skipped) == 0:
+                        break
+                    self._position += len(skipped)
+            except Exception as err:
+                raise A2SBError(f"cannot decode audio file {self.path}: {error_line(err)}") from None
+            if self._position == position:
+                return
+        if not self._exact_seeks:  # backward: one decoded copy, read from then on
             self._decode_to_copy()
         self._file.seek(position)
         self._position = position
@@ -452,6 +472,7 @@ class FileWave:
                 from None
         self._file.close()
         self._file, self._copy, self._exact_seeks = sf.SoundFile(name), name, True
+        self._remove_copy = weakref.finalize(self, _unlink_quietly, name)
         self._position = 0
 
     def _decode(self, frames: int) -> np.ndarray:
