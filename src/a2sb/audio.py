@@ -211,6 +211,8 @@ def read_audio(
     """Read (a part of) a file as float32 (channels, samples), resampled to `sample_rate` (None keeps it).
 
     `start`/`duration` are in seconds and read with seeking, so a crop never decodes the whole file.
+    In Ogg files a seek may land a block off or lap the first block wrongly (see FileWave): right for
+    random training crops read with margins, not for restoring; FileWave reads exactly.
     """
     info = audio_info(path)
     first = int(round(start * info.sample_rate))
