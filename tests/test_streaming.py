@@ -147,6 +147,9 @@ def test_waveform_picture_and_overlap_add_match_whole_transforms(length):
     assert whole.shape[-1] == pic.frames
     pieces = torch.cat([pic(a, min(a + 37, pic.frames)) for a in range(0, pic.frames, 37)], dim=-1)
     assert (pieces - whole).abs().max() <= 1e-6
+    dc = torch.cat([pic.dc_row(a, min(a + 37, pic.frames)) for a in range(0, pic.frames, 37)], dim=-1)
+    assert dc.shape == (2, 1, pic.frames)  # the DC bin alone, as the whole transform has it
+    assert (dc - stft(extended)[..., :1, :]).abs().max() <= 1e-4 * stft(extended)[..., :1, :].abs().max()
 
     spec = stft(extended)
     ola, parts = OverlapAdd(2), []

@@ -443,14 +443,8 @@ class FileWave:
         if position == self._position:
             return
         if not self._exact_seeks and position > self._position:  # forward: decode what lies between
-            try:
-                while self._position < position:
-                    skipped = self._file.read(frames=min(1 << 16, position - self._position), dtype="float32")
-                    if len(skipped) == 0:
-                        break
-                    self._position += len(skipped)
-            except Exception as err:
-                raise A2SBError(f"cannot decode audio file {self.path}: {error_line(err)}") from None
+            while self._position < position and self._decode(min(1 << 16, position - self._position)).size:
+                pass
             if self._position == position:
                 return
         if not self._exact_seeks:  # backward: one decoded copy, read from then on

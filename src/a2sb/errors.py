@@ -1,10 +1,19 @@
-"""The one exception type that user-facing code raises for bad input or bad files."""
+"""The exception types that user-facing code raises for bad input or bad files."""
 
 import sys
 
 
 class A2SBError(Exception):
     """A problem the user can fix (bad file, bad option). The CLI prints it as one line and exits 2."""
+
+
+class OutputExists(A2SBError):
+    """A file a restoration would write exists (`what`: "output" or "plot") and overwriting is off;
+    `hint` says how to allow it (the API's words by default, the CLI gives its own)."""
+
+    def __init__(self, path, what: str, hint: str = "pass overwrite=True to replace it"):
+        self.path, self.what = path, what
+        super().__init__(f"{what} {path} exists ({hint})")
 
 
 def print_error(err: A2SBError) -> int:

@@ -46,6 +46,14 @@ class WaveformPicture:
         seg = torch.from_numpy(np.ascontiguousarray(self.samples(positions), dtype=np.float32))
         return torch.stft(seg, N_FFT, HOP, window=self.window, center=False, return_complex=True)
 
+    def dc_row(self, a: int, b: int) -> torch.Tensor:
+        """The DC bin of frames [a, b) as `spectrum` gives it (channels, 1, b − a), without the rest of the
+        transform: each frame's window-weighted sum."""
+        positions = np.arange(HOP * a - N_FFT // 2, HOP * (b - 1) + N_FFT // 2)
+        seg = torch.from_numpy(np.ascontiguousarray(self.samples(positions), dtype=np.float32))
+        frames = seg.unfold(-1, N_FFT, HOP)  # (channels, b − a, N_FFT)
+        return (frames @ self.window).unsqueeze(-2).to(torch.complex64)
+
     def __call__(self, a: int, b: int) -> torch.Tensor:
         return spec_to_representation(self.spectrum(a, b))
 

@@ -49,7 +49,7 @@ from .audio import (
     resample,
     temporary_beside,
 )
-from .errors import A2SBError
+from .errors import A2SBError, OutputExists
 from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level
 from .masks import MIN_WORK_SAMPLES, HoleCells, PictureMask
 from .model import BAND_LEVELS
@@ -281,12 +281,12 @@ class Restorer:
         if _same_file(input, output):
             raise A2SBError(f"output {output} is the input file; choose another name")
         if output.exists() and not overwrite:
-            raise A2SBError(f"output {output} exists (pass overwrite=True to replace it)")
+            raise OutputExists(output, "output")
         png = plot_path(output)
         if plot and _same_file(input, png):
             raise A2SBError(f"the plot {png} would replace the input file; choose another output name")
         if plot and png.exists() and not overwrite:
-            raise A2SBError(f"plot {png} exists (pass overwrite=True to replace it)")
+            raise OutputExists(png, "plot")
         check_writable(output.parent if str(output.parent) else Path("."))
 
     # -------------------------------------------------------------------------------- restoring
@@ -494,7 +494,7 @@ class Restorer:
                     blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets)
                               for a, b, x0 in blocks)
                 def dc_row(a: int, b: int) -> torch.Tensor:  # the input's, but none from a damaged gap
-                    row = picture.spectrum(a, b)[..., :1, :]
+                    row = picture.dc_row(a, b)
                     row[..., torch.from_numpy(mask.gap_frames[a:b])] = 0
                     return row
 

@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import A2SBError
+from ..errors import A2SBError, OutputExists
 
 QUALITY_HELP = "fast: half the network calls; best: twice as many (slower)"
 
@@ -210,11 +210,9 @@ def _check(restorer, path: Path, output: Path, args) -> None:
             raise A2SBError(f"cannot create output folder {folder}: {err.strerror or err}") from None
     try:
         restorer.check_output(path, output, args.overwrite, args.format, args.plot)
-    except A2SBError as err:
-        if "overwrite=True" in str(err):
-            hint = "(use --overwrite to replace it" + (")" if str(err).startswith("plot") else ", or --skip-existing)")
-            raise A2SBError(str(err).replace("(pass overwrite=True to replace it)", hint)) from None
-        raise
+    except OutputExists as err:  # the same refusal in the CLI's words
+        hint = "use --overwrite to replace it" + ("" if err.what == "plot" else ", or --skip-existing")
+        raise OutputExists(err.path, err.what, hint) from None
 
 
 def _restore_one(restorer, path: Path, output: Path, args) -> None:
