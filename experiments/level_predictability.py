@@ -19,7 +19,7 @@ left out of the fits and the figures.
 
 `--fit FILE` writes the constant predictor fitted on all training packages (the median error per cutoff
 and octave, octaves starting below 20 kHz) as a band level offset table for `a2sb export
---band-level-offsets` (a2sb.levels.band_level_offsets_db).
+--band-level-offsets` (a2sb.levels.octave_table_db).
 
     python experiments/level_predictability.py [--cache runs/level_predictability.json] [--fit FILE]
 """

@@ -228,18 +228,18 @@ def test_band_level_offsets_per_octave_and_between_cutoffs():
     table = {"cutoffs_hz": [4000, 8000], "octaves_db": [[1.0, 2.0, 3.0], [10.0, 20.0]]}
     rows = np.arange(1024)
     freqs = (rows + 1) * SR / 2048  # picture row r holds STFT bin r + 1
-    at4 = levels.band_level_offsets_db(table, 4000).numpy()
+    at4 = levels.octave_table_db(table, 4000).numpy()
     expected = np.select([freqs <= 4000, freqs < 8000, freqs < 16000], [0.0, 1.0, 2.0], 3.0)
     assert np.array_equal(at4, expected)
-    at8 = levels.band_level_offsets_db(table, 8000).numpy()
+    at8 = levels.octave_table_db(table, 8000).numpy()
     assert np.array_equal(at8, np.select([freqs <= 8000, freqs < 16000], [0.0, 10.0], 20.0))
     # halfway in log2 of the cutoff: the mean of the two tables, octave by octave above that cutoff
-    mid = levels.band_level_offsets_db(table, 4000 * 2**0.5).numpy()
+    mid = levels.octave_table_db(table, 4000 * 2**0.5).numpy()
     fc = 4000 * 2**0.5
     assert np.allclose(mid, np.select([freqs <= fc, freqs < 2 * fc], [0.0, 5.5], 11.0))
-    assert np.array_equal(levels.band_level_offsets_db(table, 2000).numpy()[freqs > 16000], np.full(
+    assert np.array_equal(levels.octave_table_db(table, 2000).numpy()[freqs > 16000], np.full(
         (freqs > 16000).sum(), 3.0))  # below the first cutoff: its table, the last octave's value above
-    assert np.array_equal(levels.band_level_offsets_db(table, 12000).numpy(),
+    assert np.array_equal(levels.octave_table_db(table, 12000).numpy(),
                           np.where(freqs <= 12000, 0.0, 10.0))  # above the last: its table
 
 
@@ -255,6 +255,46 @@ def test_band_level_offsets_lower_the_band_level_reference(toy):
     offset, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="match", **FAST)
     assert np.allclose(level_bias(matched, offset, 4000), [-4.0, -12.0, -12.0], atol=1.0)
     spec_a, spec_b = stft(torch.from_numpy(matched)).numpy(), stft(torch.from_numpy(offset)).numpy()
+    below = slice(1, int(2048 * 4000 / SR) - 3)
+    for c in range(2):  # the known band is untouched
+        assert snr_db(spec_a[c, below], spec_b[c, below]) >= 30
+
+
+def test_band_gain_raises_the_regenerated_rows_by_its_db():
+    rows, first = 1024, 185  # row 185 holds STFT bin 186, the first above 4 kHz
+    x0 = torch.rand(2, 3, rows, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.1
+    gain_db = levels.octave_table_db({"cutoffs_hz": [4000.0], "octaves_db": [[3.0, 6.0]]}, 4000)
+    loud = x0.clone()
+    loud[:, 0] *= 10.0  # band replication 80 dB louder: the cap (at most 0 dB) never bites
+    _, _, raised = levels.match_band_level(0, 12, x0, loud, first, (levels.BAND_LEVEL_DB[0], 0.0), None, gain_db)
+    power_ratio_db = 20 * torch.log10((raised[:, 0] / x0[:, 0]) ** 4)  # |S|^0.25 back to |S|; dB of power
+    assert torch.allclose(power_ratio_db, gain_db[:, None].expand(2, rows, 12).double(), atol=1e-9)
+    assert torch.equal(raised[:, 1:], x0[:, 1:]) and float(gain_db[:first].abs().max()) == 0.0
+    assert float(gain_db[-1]) == 6.0 and float(gain_db[first + 1]) == 3.0
+    quiet = x0.clone()
+    quiet[:, 0] *= 10 ** (-10 / 80)  # band replication 10 dB quieter: the cap takes the raised band down to it
+    _, _, capped = levels.match_band_level(0, 12, x0, quiet, first, (levels.BAND_LEVEL_DB[0], 0.0), None, gain_db)
+    _, _, plain = levels.match_band_level(0, 12, x0, quiet, first, (levels.BAND_LEVEL_DB[0], 0.0), None, None)
+    diff_db = (20 * torch.log10((capped[:, 0] / plain[:, 0]) ** 4))[:, first:]
+    # the same level, but within a third of an octave of the table's step at 8 kHz (the cap's band averages)
+    assert float((diff_db.abs() < 0.01).double().mean()) > 0.85 and float(diff_db.abs().max()) < 3.0
+
+
+def test_band_gain_acts_with_the_band_level_correction_only(toy):
+    from a2sb.metrics import level_bias
+
+    x = lowpass(music(3.0), 4000)
+    capped, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="cap", **FAST)
+    raw, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="off", **FAST)
+    toy.band_gain = {"cutoffs_hz": [4000.0], "octaves_db": [[-12.0]]}  # lower: the cap cannot undo it
+    lowered, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="cap", **FAST)
+    raw_again, _ = restore_audio(x, SR, cutoff=4000, model=toy, band_level="off", **FAST)
+    assert np.array_equal(raw, raw_again)  # "off": the model's band as it comes, no table
+    bias = level_bias(capped, lowered, 4000)
+    # lower in every octave, by at most the table's 12 dB: less where the cap had already lowered the toy's
+    # band (above 16 kHz), about 12 dB where it had not (4-8 kHz)
+    assert np.all(bias < -1.0) and np.all(bias > -13.0) and -13.0 < bias[0] < -10.0, bias
+    spec_a, spec_b = stft(torch.from_numpy(capped)).numpy(), stft(torch.from_numpy(lowered)).numpy()
     below = slice(1, int(2048 * 4000 / SR) - 3)
     for c in range(2):  # the known band is untouched
         assert snr_db(spec_a[c, below], spec_b[c, below]) >= 30
@@ -376,6 +416,11 @@ def test_the_models_default_sampler_is_used_and_saved(toy, tmp_path):
     a2sb_save(A2SBModel(preset("tiny"), band_level_offsets=table), tmp_path / "t")
     assert a2sb_load(tmp_path / "t").band_level_offsets == {"cutoffs_hz": [4000.0, 8000.0],
                                                            "octaves_db": [[1.0, 2.5], [3.0]]}
+    a2sb_save(A2SBModel(preset("tiny"), band_gain={"cutoffs_hz": [4000], "octaves_db": [[2, 5]]}), tmp_path / "g")
+    again = a2sb_load(tmp_path / "g")
+    assert again.band_gain == {"cutoffs_hz": [4000.0], "octaves_db": [[2.0, 5.0]]} and again.band_level_offsets is None
+    with pytest.raises(A2SBError, match="band gain"):
+        A2SBModel(preset("tiny"), band_gain={"cutoffs_hz": [4000], "octaves_db": [[float("nan")]]})
     for bad in ({"cutoffs_hz": [8000, 4000], "octaves_db": [[1], [2]]}, {"cutoffs_hz": [4000], "octaves_db": [[]]},
                 {"cutoffs_hz": [4000]}, {"cutoffs_hz": [4000], "octaves_db": [["x"]]}):
         with pytest.raises(A2SBError, match="band level offsets"):

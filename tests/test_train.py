@@ -343,6 +343,15 @@ def test_init_from_run_and_export(full_run, tmp_path):
     assert (exported.default_band_level, exported.prior.stereo_mix) == ("cap", 0.5)
     with pytest.raises(A2SBError, match="no EMA"):
         export_runs([experts[0]], tmp_path / "x", ema=True)
+    # the band gain table from the command line (experiments/fit_band_gain.py writes it); a bad file: exit 2
+    (tmp_path / "gain.json").write_text(json.dumps({"cutoffs_hz": [4000, 8000], "octaves_db": [[0.5, 2], [4.5]]}))
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "gained"), "--band-level", "cap",
+                 "--band-gain", str(tmp_path / "gain.json")]) == 0
+    assert a2sb.load_model(tmp_path / "gained").band_gain == {"cutoffs_hz": [4000.0, 8000.0],
+                                                             "octaves_db": [[0.5, 2.0], [4.5]]}
+    (tmp_path / "bad.json").write_text("{not json")
+    assert main(["export", str(run_dir), "-o", str(tmp_path / "bad"), "--band-gain", str(tmp_path / "bad.json")]) == 2
+    assert not (tmp_path / "bad").exists()
 
 
 # ------------------------------------------------------------------------------------------ processes

@@ -4,8 +4,9 @@
 - Gap fills, after splicing: `make_fill_safe` bounds the fill's level per octave and its peak by the
   music around the gap (gaps longer than the model fills well are filled too, with a warning:
   a2sb.plan.gap_warnings).
-- Bandwidth extension: `match_band_level` brings a regenerated band to band replication's level
-  ("match") or never above it ("cap"), optionally lowered by a model's `band_level_offsets_db` table.
+- Bandwidth extension: `match_band_level` raises a regenerated band by the model's own measured level
+  deficit (its band gain table), then brings it to band replication's level ("match") or never above
+  it ("cap"), that target optionally lowered by the model's band level offsets (`octave_table_db`).
 """
 
 from __future__ import annotations
@@ -69,10 +70,12 @@ def band_level_gain(fill: torch.Tensor, reference: torch.Tensor, first_row: int,
     return gain
 
 
-def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> torch.Tensor:
-    """Per picture row (rows,), the dB by which band replication's level is taken to be too loud above
-    `cutoff_hz`: `table` (a model's sampling.band_level_offsets, fitted by experiments/level_predictability.py)
-    holds that error per octave [fc·2^k, fc·2^(k+1)) above each of some cutoffs fc, as the level bias
+def octave_table_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> torch.Tensor:
+    """Per picture row (rows,), a table's dB for the band above `cutoff_hz`: a model's band level offsets
+    (sampling.band_level_offsets, fitted by experiments/level_predictability.py: by how much band
+    replication's level is too loud) or band gain (sampling.band_gain, fitted by
+    experiments/fit_band_gain.py: by how much the model's own band is too quiet). `table` holds its dB per
+    octave [fc·2^k, fc·2^(k+1)) above each of some cutoffs fc, as the level bias
     metric counts octaves (the last value also serves the octaves above it). Between tabulated cutoffs it
     is interpolated linearly in log2 of the cutoff (held beyond). Rows at or below the cutoff get 0."""
     nyquist = SAMPLE_RATE / 2
@@ -93,7 +96,8 @@ def band_level_offsets_db(table: dict, cutoff_hz: float, rows: int = N_ROWS) -> 
 
 
 def match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, first_row: int,
-                      bounds_db: tuple[float, float] = BAND_LEVEL_DB, offsets_db: torch.Tensor | None = None):
+                      bounds_db: tuple[float, float] = BAND_LEVEL_DB, offsets_db: torch.Tensor | None = None,
+                      gain_db: torch.Tensor | None = None):
     """Ours, not published: bring the band a bandwidth extension generates to band replication's level.
 
     Small models and a few sampling steps leave the regenerated band too quiet or too loud (ours: 8-27 dB
@@ -106,9 +110,15 @@ def match_band_level(a: int, b: int, x0: torch.Tensor, reference: torch.Tensor, 
     again (without the frames at its ends, which lack their neighbours). `bounds_db` with 0 dB at the top
     ("cap") only ever lowers the band, in both passes: where resynthesis loses power, a capped band can
     end a few dB below band replication's level, never above it. `offsets_db` (rows,), when given, is
-    band replication's expected level error per row (band_level_offsets_db): the target is that much lower."""
+    band replication's expected level error per row (octave_table_db): the target is that much lower.
+    `gain_db` (rows,), when given, first raises the band by the model's own measured level deficit per
+    row (its band gain, octave_table_db; 0 below the cutoff): with "cap", a band that a squared error in
+    the compressed magnitude leaves too quiet gets its expected level, still never above band replication's."""
     if x0 is None:
         return a, b, x0
+    if gain_db is not None:
+        x0 = x0.clone()
+        x0[:, 0] *= (10 ** (gain_db.to(x0.device).double() / 80)).to(x0.dtype)[:, None]  # power dB -> |S|^0.25
     target = reference[:, 0].to(x0.device).float() ** 4  # |S| from the picture's |S|^0.25
     gain = band_level_gain(x0[:, 0].float() ** 4, target, first_row, bounds_db=bounds_db, offsets_db=offsets_db)
     edge = 2 if x0.shape[-1] > 8 else 0

@@ -5,6 +5,7 @@ NVIDIA's released Lightning checkpoints."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from importlib import resources
@@ -30,19 +31,21 @@ PUBLISHED_STEPS = 50
 BAND_LEVELS = ("off", "match", "cap")  # the model's band level match: none, band replication's, at most it
 
 
-def check_band_level_offsets(table: dict | None) -> dict | None:
-    """Validate a band level offset table (a2sb.levels.band_level_offsets_db): {"cutoffs_hz": [c, ...]
-    increasing, "octaves_db": [[dB per octave above c, lowest first], ...] one non-empty list per cutoff}."""
+def check_octave_table(table: dict | None, name: str = "band level offsets") -> dict | None:
+    """Validate a table of dB per octave above some cutoffs (a2sb.levels.octave_table_db; a model's band
+    level offsets or band gain): {"cutoffs_hz": [c, ...] increasing, "octaves_db": [[dB per octave above c,
+    lowest first], ...] one non-empty list per cutoff}."""
     if table is None:
         return None
     try:
         cutoffs = [float(c) for c in table["cutoffs_hz"]]
         octaves = [[float(v) for v in row] for row in table["octaves_db"]]
     except (KeyError, TypeError, ValueError):
-        raise A2SBError(f"band level offsets need cutoffs_hz and octaves_db lists of numbers, got {table!r}") from None
+        raise A2SBError(f"{name} need cutoffs_hz and octaves_db lists of numbers, got {table!r}") from None
     if (not cutoffs or len(octaves) != len(cutoffs) or not all(octaves)
-            or any(not a < b for a, b in zip(cutoffs, cutoffs[1:])) or cutoffs[0] <= 0):
-        raise A2SBError("band level offsets: cutoffs_hz must increase from above 0, with one non-empty list of "
+            or any(not a < b for a, b in zip(cutoffs, cutoffs[1:])) or cutoffs[0] <= 0
+            or not all(math.isfinite(v) for row in octaves for v in row)):
+        raise A2SBError(f"{name}: cutoffs_hz must increase from above 0, with one non-empty list of finite "
                         f"octaves_db per cutoff; got {table!r}")
     return {"cutoffs_hz": cutoffs, "octaves_db": octaves}
 
@@ -55,7 +58,7 @@ class A2SBModel(NoisePredictor):
                  t_cutoffs: Sequence[float] = (), beta_max: float = 1.0, default_steps: int = PUBLISHED_STEPS,
                  provenance: dict | None = None, default_window: int = 256, default_hop: int = 128,
                  default_sampler: str = "sde", prior: Prior | None = None, default_band_level: str = "off",
-                 band_level_offsets: dict | None = None):
+                 band_level_offsets: dict | None = None, band_gain: dict | None = None):
         super().__init__(config, experts, t_cutoffs)
         self.schedule = BridgeSchedule(beta_max)
         # sampling defaults of this model (published: 50 steps, 256-frame windows with hop 128); a model
@@ -69,7 +72,10 @@ class A2SBModel(NoisePredictor):
             raise A2SBError(f"band level must be one of {', '.join(BAND_LEVELS)}, got '{default_band_level}'")
         self.default_band_level = default_band_level  # bandwidth extension's level correction (a2sb.levels)
         # measured error of band replication's level per octave, taken off the level reference (a2sb.levels)
-        self.band_level_offsets = check_band_level_offsets(band_level_offsets)
+        self.band_level_offsets = check_octave_table(band_level_offsets)
+        # this model's own measured level deficit per octave above a cutoff: restoration raises the band by it
+        # before the band level correction (experiments/fit_band_gain.py; a2sb.levels.match_band_level)
+        self.band_gain = check_octave_table(band_gain, "band gain")
         self.prior = prior or Prior()  # how x1 was filled in training: restoration must do the same
         self.provenance = dict(provenance or {})
 
@@ -111,7 +117,8 @@ class A2SBModel(NoisePredictor):
                      "power": 0.25, "dc_dropped": True},
             "sampling": {"steps": self.default_steps, "window": self.default_window, "hop": self.default_hop,
                          "sampler": self.default_sampler, "band_level": self.default_band_level,
-                         **({"band_level_offsets": self.band_level_offsets} if self.band_level_offsets else {})},
+                         **({"band_level_offsets": self.band_level_offsets} if self.band_level_offsets else {}),
+                         **({"band_gain": self.band_gain} if self.band_gain else {})},
             "prior": self.prior.to_dict(),
             "provenance": self.provenance,
         }
@@ -247,7 +254,7 @@ def _load_bundle(source, config) -> A2SBModel:
                    default_window=sampling.get("window", 256), default_hop=sampling.get("hop", 128),
                    default_sampler=sampling.get("sampler", "sde"), provenance=meta.get("provenance", {}),
                    default_band_level=sampling.get("band_level", "off"),
-                   band_level_offsets=sampling.get("band_level_offsets"),
+                   band_level_offsets=sampling.get("band_level_offsets"), band_gain=sampling.get("band_gain"),
                    prior=Prior.from_dict(meta.get("prior")))
     if "time_multipliers" in meta:
         model.multipliers.copy_(torch.tensor(meta["time_multipliers"]).reshape(model.multipliers.shape))

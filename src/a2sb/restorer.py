@@ -50,7 +50,7 @@ from .audio import (
     temporary_beside,
 )
 from .errors import A2SBError, OutputExists
-from .levels import BAND_LEVEL_DB, band_level_offsets_db, match_band_level
+from .levels import BAND_LEVEL_DB, match_band_level, octave_table_db
 from .masks import MIN_WORK_SAMPLES, HoleCells, PictureMask
 from .model import BAND_LEVELS
 from .output import (
@@ -167,11 +167,12 @@ class Restorer:
     `sampler` ("sde"/"ode"), `window`/`hop` (MultiDiffusion, frames), `batch_size` (windows per network
     call, or "auto": as many as fit in memory; how batches are composed changes the last bits), `stereo`
     ("shared" noise for both channels, "independent" (published), "midside"),
-    `band_level` ("off"/"match"/"cap": the level of a regenerated band against band replication's,
-    `a2sb.levels`), `level_match` (gap fills at the level of the music around them), `fast_inpainting`
-    (gaps only: run only the windows near gaps; the same result), `downmix` (more than two channels
-    mixed to mono), `peak_safety` (lower an output that would clip; reported; off, the samples an integer
-    format clips are counted in `Report.clipped` and said).
+    `band_level` ("off": the model's band as it comes; "cap": raised by the model's band gain table if
+    it has one, never above band replication's level; "match": at band replication's level; `a2sb.levels`),
+    `level_match` (gap fills at the level of the music around them), `fast_inpainting` (gaps only: run only
+    the windows near gaps; the same result), `downmix` (more than two channels mixed to mono), `peak_safety`
+    (lower an output that would clip; reported; off, the samples an integer format clips are counted in
+    `Report.clipped` and said).
     `on_warning(message)` receives the warnings (default: Python's warnings, category A2SBWarning).
     """
 
@@ -489,9 +490,9 @@ class Restorer:
             if mask.mode == "whole":
                 if reference is not None:
                     bounds = BAND_LEVEL_DB if opts.band_level == "match" else (BAND_LEVEL_DB[0], 0.0)
-                    table = model.band_level_offsets
-                    offsets = band_level_offsets_db(table, mask.cutoff) if table else None
-                    blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets)
+                    offsets, gain = (octave_table_db(table, mask.cutoff) if table else None
+                                     for table in (model.band_level_offsets, model.band_gain))
+                    blocks = (match_band_level(a, b, x0, reference_of(a, b), mask.first_row, bounds, offsets, gain)
                               for a, b, x0 in blocks)
                 def dc_row(a: int, b: int) -> torch.Tensor:  # the input's, but none from a damaged gap
                     row = picture.dc_row(a, b)

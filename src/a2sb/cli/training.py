@@ -94,18 +94,20 @@ def _export_command(args) -> int:
 
     model = export_runs(args.runs, args.output, t_cutoffs=args.t_cutoffs, ema=args.ema, half=args.half,
                         steps=args.steps, sampler=args.sampler, stereo_mix=args.stereo_mix,
-                        band_level=args.band_level, band_level_offsets=_read_offsets(args.band_level_offsets))
+                        band_level=args.band_level,
+                        band_level_offsets=_read_table(args.band_level_offsets, "band level offsets"),
+                        band_gain=_read_table(args.band_gain, "band gain"))
     print(f"wrote {args.output}: {len(model.experts)} expert(s), t cutoffs {model.t_cutoffs}")
     return 0
 
 
-def _read_offsets(path: str | None) -> dict | None:
+def _read_table(path: str | None, name: str) -> dict | None:
     if path is None:
         return None
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
-        raise A2SBError(f"cannot read band level offsets {path}: {err}") from None
+        raise A2SBError(f"cannot read {name} {path}: {err}") from None
 
 
 def _add_train_and_export(subparsers) -> None:
@@ -133,6 +135,9 @@ def _add_train_and_export(subparsers) -> None:
     e.add_argument("--band-level-offsets", metavar="JSON",
                    help="band replication's level error per octave, taken off the band level reference "
                         "(written by experiments/level_predictability.py --fit)")
+    e.add_argument("--band-gain", metavar="JSON",
+                   help="the model's own level deficit per octave above a cutoff, added to the band it "
+                        "regenerates when the band level is cap or match (written by experiments/fit_band_gain.py)")
     e.set_defaults(func=_export_command)
 
 

@@ -17,12 +17,14 @@ from .trainer import network_keys
 
 def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cutoffs: list[float] | None = None,
                 ema: bool = False, half: bool = False, steps: int | None = None, sampler: str = "sde",
-                stereo_mix: float = 0.0, band_level: str = "off", band_level_offsets: dict | None = None):
+                stereo_mix: float = 0.0, band_level: str = "off", band_level_offsets: dict | None = None,
+                band_gain: dict | None = None):
     """Build an inference bundle from one run or several expert runs (model folder for load_model).
     Without `t_cutoffs` the experts are ordered by their training t ranges and split where they meet.
     `stereo_mix` (dsp prior, restoration only: training items are mono) goes into the model's prior;
     `band_level` is the model's default level correction of bandwidth extension (a2sb.levels), and
-    `band_level_offsets` band replication's measured level error it takes off (experiments/level_predictability.py)."""
+    `band_level_offsets` band replication's measured level error it takes off (experiments/level_predictability.py),
+    `band_gain` the model's own measured level deficit it adds back (experiments/fit_band_gain.py)."""
     from ..model import PUBLISHED_STEPS, A2SBModel, save_model
 
     if not runs:
@@ -71,7 +73,7 @@ def export_runs(runs: list[str | os.PathLike], output: str | os.PathLike, t_cuto
     model = A2SBModel(nets[0], experts, t_cutoffs=t_cutoffs, beta_max=betas.pop(),
                       default_steps=steps or PUBLISHED_STEPS, default_window=window, default_hop=window // 2,
                       default_sampler=sampler, provenance={"source": "a2sb train", "experts": provenance},
-                      default_band_level=band_level, band_level_offsets=band_level_offsets,
+                      default_band_level=band_level, band_level_offsets=band_level_offsets, band_gain=band_gain,
                       prior=dataclasses.replace(priors.pop(), stereo_mix=stereo_mix))
     save_model(model, output, half=half)
     return model
