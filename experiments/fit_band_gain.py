@@ -10,7 +10,7 @@ never the held-out packages or the full-band evaluation set), lowpassed as the q
 any band level correction (`band_level="off"`, so neither an older table nor the cap takes part).
 For every cutoff and octave above it, the table holds minus the median over clips and channels of the
 level bias on the reference's non-empty cells (a2sb.metrics.level_bias, bias_ne_db): the dB by which
-restoration raises that octave of the band (a2sb.levels.band_gain_db; `a2sb export --band-gain FILE`).
+restoration raises that octave of the band (a2sb.levels.octave_table_db; `a2sb export --band-gain FILE`).
 
     python experiments/fit_band_gain.py --model DIR --out FILE [--manifest CSV ...] [--clips N]
 """
@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
-import soxr
 
+from a2sb.audio import read_audio
 from a2sb.degrade import lowpass
 from a2sb.evaluate import restore_a2sb
 from a2sb.metrics import level_bias
@@ -48,11 +47,10 @@ def clips_of(manifest: str, count: int, seconds: float) -> list[tuple[str, float
 
 
 def read_clip(path: str, start_s: float, seconds: float) -> np.ndarray | None:
-    rate = sf.info(path).samplerate
-    x, rate = sf.read(path, start=int(start_s * rate), frames=int(seconds * rate), dtype="float32", always_2d=True)
-    x = x.T if rate == SAMPLE_RATE else soxr.resample(x, rate, SAMPLE_RATE).T.astype(np.float32)
+    """The clip as stereo at 44.1 kHz (a2sb.audio.read_audio), or None where it is silent."""
+    x, _ = read_audio(path, SAMPLE_RATE, start=start_s, duration=seconds)
     x = np.repeat(x, 2, 0) if x.shape[0] == 1 else x
-    return x if np.mean(x**2) > 1e-6 else None  # skip silence
+    return x if np.mean(x**2) > 1e-6 else None
 
 
 def measure(model: str, clips: list[tuple[str, float]], seconds: float) -> list[dict]:
