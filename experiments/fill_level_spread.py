@@ -35,6 +35,8 @@ def main() -> int:
     gap = int(args.gap * SAMPLE_RATE)
     reach = int(FILL_CONTEXT_SECONDS * SAMPLE_RATE)
     segment = int(min(N_FFT, 2 ** np.floor(np.log2(gap))))
+    valid = np.ones(2 * reach + gap, bool)  # the neighbourhood: the context without the window
+    valid[reach:reach + gap] = False
     rows = []
     for manifest in args.manifest or MANIFESTS:
         with open(manifest, newline="") as f:
@@ -47,8 +49,6 @@ def main() -> int:
                 continue
             for s in np.linspace(reach, n - reach - gap, args.windows).astype(int):
                 inside, _ = band_power(x[:, s:s + gap], None, segment, edges)
-                valid = np.ones(2 * reach + gap, bool)
-                valid[reach:reach + gap] = False
                 around, count = band_power(x[:, s - reach:s + gap + reach], valid, segment, edges)
                 if count and inside.sum() > 0 and around.sum() > 0:
                     rows.append(10 * np.log10((inside + 1e-20) / (around + 1e-20)))
