@@ -213,13 +213,26 @@ def band_power(x: np.ndarray, valid: np.ndarray | None, segment: int, edges: np.
     return total / len(starts), len(starts)
 
 
-def _band_gains_db(fill: np.ndarray, context: np.ndarray, tolerance_db: float) -> np.ndarray:
-    """dB per band that bring the fill's band powers within `tolerance_db` of the context's (0 where
-    they already are); bands empty in both get 0."""
+def _band_gains_db(fill: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], tolerance_db: float) -> np.ndarray:
+    """dB per band that bring the fill's band powers to no less than `tolerance_db` under the lower bound's
+    and no more than `tolerance_db` over the upper bound's (0 where they already are); `bounds` is a pair of
+    band powers (the same array twice: within `tolerance_db` of it). Bands empty in the fill and in both
+    bounds get 0."""
     tiny = 1e-20
-    diff = 10 * np.log10((fill + tiny) / (context + tiny))
-    gain = np.clip(diff, -tolerance_db, tolerance_db) - diff
-    return np.where((fill <= tiny) & (context <= tiny), 0.0, gain)
+    low, high = bounds
+    level = 10 * np.log10(fill + tiny)
+    gain = np.clip(level, 10 * np.log10(low + tiny) - tolerance_db, 10 * np.log10(high + tiny) + tolerance_db) - level
+    return np.where((fill <= tiny) & (low <= tiny) & (high <= tiny), 0.0, gain)
+
+
+def fill_bounds(x: np.ndarray, known: np.ndarray, gap: tuple[int, int], reach: int, segment: int,
+                edges: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+    """The band powers a fill of `gap` (start, end in `x`'s samples) is held to: those of `x` (channels, n)
+    within `reach` samples on each side of the gap where `known`, one array for both the lower and the upper
+    bound (make_fill_safe); with the number of segments they were measured on (0: no context)."""
+    a, b = max(0, gap[0] - reach), min(x.shape[1], gap[1] + reach)
+    context, count = band_power(x[:, a:b], known[a:b], segment, edges)
+    return (context, context), count
 
 
 def _bin_gains(gains_db: np.ndarray, edges: np.ndarray, bins: int, rate: float = SAMPLE_RATE) -> np.ndarray:
@@ -266,13 +279,13 @@ def make_fill_safe(wave: np.ndarray, n0: int, weight: np.ndarray, gaps: list[tup
     edges = octave_edges()
     padded = N_FFT  # zeros around the region, so that short regions have whole frames
     segments = [int(min(N_FFT, 2 ** math.floor(math.log2(max(e - s, 16))))) for s, e in gaps]
-    contexts = [band_power(x[:, a:b], known[a:b], segment, edges) for segment, (a, b) in
-                zip(segments, ((max(lo, s - reach) - lo, min(hi, e + reach) - lo) for s, e in gaps))]
+    contexts = [fill_bounds(x, known, (s - lo, e - lo), reach, segment, edges)
+                for segment, (s, e) in zip(segments, gaps)]
     for _ in range(FILL_LEVEL_PASSES):
         gains, changed = [], False
-        for (s, e), segment, (context, found) in zip(gaps, segments, contexts):
+        for (s, e), segment, (bounds, found) in zip(gaps, segments, contexts):
             fill, count = band_power(wave[:, s - n0:e - n0], None, segment, edges)
-            gain = _band_gains_db(fill, context, FILL_LEVEL_DB) if count and found else np.zeros(len(edges) - 1)
+            gain = _band_gains_db(fill, bounds, FILL_LEVEL_DB) if count and found else np.zeros(len(edges) - 1)
             changed |= bool(np.abs(gain).max() > 0.05)
             gains.append(_bin_gains(gain, edges, N_FFT // 2 + 1))
         if not changed:
