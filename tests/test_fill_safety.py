@@ -151,6 +151,19 @@ def test_stage_leaves_a_fill_at_the_musics_level_as_it_is():
     assert np.array_equal(out, wave)
 
 
+def test_band_gains_bring_each_band_into_its_bounds():
+    """Per band: raised to `tolerance` under the lower bound, lowered to `tolerance` over the upper one, left
+    alone in between; a band empty everywhere gets 0 dB (compared with the arithmetic in float64)."""
+    fill = np.array([1e-6, 1e-2, 1.0, 0.0, 1e-4])
+    low = np.array([1e-4, 1e-4, 1e-4, 0.0, 1e-4])
+    high = np.array([1e-3, 1e-3, 1e-3, 0.0, 1e-4])
+    gains = levels._band_gains_db(fill, (low, high), 1.5)
+    expected = np.array([(-40 - 1.5) - (-60), (-30 + 1.5) - (-20), (-30 + 1.5) - 0, 0.0, 0.0])
+    np.testing.assert_allclose(gains, expected, atol=1e-9)
+    # one array for both bounds: within ±1.5 dB of it, as restoration holds a fill to its context
+    np.testing.assert_allclose(levels._band_gains_db(fill, (low, low), 1.5)[:3], [18.5, -18.5, -38.5], atol=1e-9)
+
+
 def test_stage_judges_context_without_other_gaps():
     """Another gap's silence 0.3 s away is not context: a fill matched to it would be far too quiet."""
     x = load("examples/example.flac")
